@@ -1,0 +1,207 @@
+"""Observed instructions: assembled at run time from pinned upstream files.
+
+``templates/observed/sources.yaml`` pins each upstream file (repo, commit, path, sha256, offline
+copies); ``templates/observed/<benchmark>.yaml`` says which pieces of those files make each
+observed instruction, with the sha256 of every piece of text we take. Neither file holds any
+upstream text. A collection whose files cannot be had is *skipped* (reported, never faked).
+"""
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from instrobust import parsers
+from instrobust.bank import Instruction, check_qa_template, jinja_literal
+from instrobust.errors import ChecksumError, DataError, SourceUnavailable
+from instrobust.sources import OfflineCopy, SourceResolver, UpstreamFile, sha256_text
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+if not TEMPLATES_DIR.is_dir():  # running from a source checkout: templates/ sits at the top
+    TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
+
+# How a QA document is shown where an upstream template has a single free-text input slot
+# (Flan's natinst {input}, an Alpaca entry's input). Ours; one format for every such template.
+QA_INPUT = (
+    "{{ question }}\n"
+    "{% for l, c in zip(letters, choices) %}({{ l }}) {{ c }}{% if not loop.last %}\n{% endif %}{% endfor %}"
+)
+
+# promptsource templates are written against their own datasets' fields. These preludes (ours)
+# expose an instrobust QA document under those names. Placeholders that only feed the target
+# part (answerKey, label, ...) are fixed to the first option so the prompt never sees the gold.
+P3_ADAPTERS = {
+    "arc": '{% set choices = {"text": choices, "label": letters} %}{% set answerKey = letters[0] %}',
+    "commonsense_qa": '{% set choices = {"text": choices, "label": letters} %}{% set answerKey = letters[0] %}',
+    "cos_e": "{% set answer = choices[0] %}",
+    "openbookqa": '{% set question_stem = question %}{% set choices = {"text": choices, "label": letters} %}'
+                  "{% set answerKey = letters[0] %}",
+    "quail": '{% set context = "" %}{% set answers = choices %}{% set correct_answer_id = 0 %}',
+    "cosmos_qa": '{% set context = "" %}{% set answer0 = choices[0] %}{% set answer1 = choices[1] %}'
+                 "{% set answer2 = choices[2] %}{% set answer3 = choices[3] %}{% set label = 0 %}",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def upstream_files() -> dict[str, UpstreamFile]:
+    spec = yaml.safe_load((TEMPLATES_DIR / "observed" / "sources.yaml").read_text())
+    out = {}
+    for name, s in spec.items():
+        offline = tuple(OfflineCopy(**o) for o in s.pop("offline", []))
+        out[name] = UpstreamFile(name=name, offline=offline, **s)
+    return out
+
+
+def reference_spec(benchmark: str) -> dict[str, Any]:
+    path = TEMPLATES_DIR / "observed" / f"{benchmark}.yaml"
+    if not path.is_file():
+        return {}
+    return yaml.safe_load(path.read_text())
+
+
+def _check_text(text: str, expected: str | None, what: str, copy) -> None:
+    if expected is None:
+        return
+    got = sha256_text(text)
+    if got != expected:
+        raise ChecksumError(
+            f"{what} read from {copy.path} ({copy.origin}) has sha256 {got}, pinned {expected}: "
+            f"the upstream text changed or the file is another version."
+        )
+
+
+class _Loader:
+    def __init__(self, benchmark: str, spec: dict[str, Any], resolver: SourceResolver):
+        self.benchmark, self.spec, self.resolver = benchmark, spec, resolver
+        self.task_type = spec.get("task_type", "qa")
+        self.files = upstream_files()
+
+    def fetch(self, name: str):
+        if name not in self.files:
+            raise DataError(f"templates/observed/{self.benchmark}.yaml refers to unknown source {name!r}")
+        return self.files[name], self.resolver.fetch(self.files[name])
+
+    def make(self, collection: str, n: int, template: str, provenance: dict, sep=None) -> Instruction:
+        ins = Instruction(
+            id=f"{self.benchmark}_obs_{collection}_{n:02d}", benchmark=self.benchmark,
+            collection=collection, task_type=self.task_type, template=template,
+            provenance=provenance, prompt_separator=sep,
+        )
+        if self.task_type == "qa":
+            check_qa_template(ins)
+        return ins
+
+    def flan2022(self, spec) -> list[Instruction]:
+        pat = spec["patterns"]
+        src, copy = self.fetch(pat["source"])
+        patterns = parsers.flan_patterns(copy.path, copy.fmt)
+        if pat["key"] not in patterns:
+            raise DataError(f"{copy.path}: PATTERNS has no key {pat['key']!r}")
+        chosen = [patterns[pat["key"]][i][0] for i in pat["indices"]]
+        for i, text, digest in zip(pat["indices"], chosen, pat["sha256"]):
+            _check_text(text, digest, f"Flan PATTERNS[{pat['key']!r}][{i}]", copy)
+        out = []
+        for d in spec["definitions"]:
+            dsrc, dcopy = self.fetch(d["source"])
+            definition = parsers.niv2_definition(dcopy.path, dcopy.fmt, d["task"])
+            _check_text(definition, d.get("sha256"), f"NIV2 {d['task']} Definition", dcopy)
+            for i, pattern in zip(pat["indices"], chosen):
+                template = parsers.flan_placeholders_to_jinja(
+                    pattern, {"Definition": jinja_literal(definition), "input": QA_INPUT}
+                )
+                prov = {"source": f"{src.repo}@{src.commit[:12]}:{src.path}", "key": f"{pat['key']}[{i}]",
+                        "definition": f"{dsrc.repo}@{dsrc.commit[:12]}:{dsrc.path}", "read_from": str(dcopy.path)}
+                out.append(self.make("flan2022", len(out) + 1, template, prov))
+        return out
+
+    def p3(self, spec) -> list[Instruction]:
+        out = []
+        for t in spec:
+            src, copy = self.fetch(t["source"])
+            templates = parsers.promptsource_templates(copy.path)
+            if t["id"] not in templates:
+                raise DataError(f"{copy.path}: no promptsource template with id {t['id']}")
+            tpl = templates[t["id"]]
+            choices_src = tpl.get("answer_choices") or ""
+            _check_text(tpl["jinja"] + "\x00" + choices_src, t.get("sha256"),
+                        f"promptsource template {t['id']} ({tpl.get('name')})", copy)
+            template = (
+                P3_ADAPTERS[t["adapter"]]
+                + "{% set _ac %}" + choices_src + "{% endset %}"
+                + '{% set answer_choices = _ac.split("|||") | map("trim") | list %}'
+                + tpl["jinja"]
+            )
+            prov = {"source": f"{src.repo}:{src.archive_member or src.path}", "template_id": t["id"],
+                    "template_name": tpl.get("name"), "adapter": t["adapter"], "read_from": str(copy.path)}
+            out.append(self.make("p3", len(out) + 1, template, prov, sep="|||"))
+        return out
+
+    def alpaca(self, spec) -> list[Instruction]:
+        src, copy = self.fetch(spec["source"])
+        entries = parsers.alpaca_entries(copy.path)
+        picked = select_alpaca_qa(entries, spec["rule"], spec["count"])
+        if len(picked) < spec["count"]:
+            raise DataError(f"{copy.path}: only {len(picked)} entries match rule {spec['rule']!r}, need {spec['count']}")
+        out = []
+        for index, entry in picked:
+            template = jinja_literal(entry["instruction"].strip()) + "\n\n" + QA_INPUT + "\nAnswer:"
+            prov = {"source": f"{src.repo}@{src.commit[:12]}:{src.path}", "entry": index, "read_from": str(copy.path)}
+            out.append(self.make("alpaca", len(out) + 1, template, prov))
+        return out
+
+
+# Alpaca has no task labels; its multiple-choice QA instructions are picked by this rule, in
+# file order. The rule is versioned: changing it changes which entries the ids point at.
+ALPACA_RULES = {
+    "qa_v1": re.compile(
+        r"multiple[- ]choice|\b(choose|select|pick|identify|find)\b[^.?!]*\b(correct|right|best|appropriate)\b"
+        r"[^.?!]*\b(answer|option|choice|alternative)s?\b",
+        re.IGNORECASE,
+    ),
+}
+
+
+def select_alpaca_qa(entries: list[dict], rule: str, count: int) -> list[tuple[int, dict]]:
+    if rule not in ALPACA_RULES:
+        raise DataError(f"unknown Alpaca selection rule {rule!r} (known: {', '.join(ALPACA_RULES)})")
+    pattern, seen, out = ALPACA_RULES[rule], set(), []
+    for i, e in enumerate(entries):
+        text = e["instruction"].strip()
+        if e.get("input", "").strip() and pattern.search(text) and text not in seen:
+            seen.add(text)
+            out.append((i, e))
+            if len(out) == count:
+                break
+    return out
+
+
+def load_observed(benchmark: str, resolver: SourceResolver | None = None) -> tuple[list[Instruction], dict[str, str]]:
+    """All observed instructions of ``benchmark`` that can be had, and why the others are skipped."""
+    spec = reference_spec(benchmark)
+    resolver = resolver or SourceResolver()
+    loader = _Loader(benchmark, spec, resolver)
+    out, skipped = [], {}
+    for collection in ("flan2022", "alpaca", "p3"):
+        if collection not in spec:
+            continue
+        try:
+            out += getattr(loader, collection)(spec[collection])
+        except SourceUnavailable as exc:
+            skipped[collection] = str(exc)
+    return out, skipped
+
+
+def planned_ids(benchmark: str) -> dict[str, list[str]]:
+    """Observed instruction ids per collection, from the references alone (no download)."""
+    spec = reference_spec(benchmark)
+    counts = {}
+    if "flan2022" in spec:
+        counts["flan2022"] = len(spec["flan2022"]["patterns"]["indices"]) * len(spec["flan2022"]["definitions"])
+    if "alpaca" in spec:
+        counts["alpaca"] = spec["alpaca"]["count"]
+    if "p3" in spec:
+        counts["p3"] = len(spec["p3"])
+    return {c: [f"{benchmark}_obs_{c}_{i:02d}" for i in range(1, n + 1)] for c, n in counts.items()}

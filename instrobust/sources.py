@@ -1,0 +1,180 @@
+"""Where other projects' instruction files live, and how we get a verified copy at run time.
+
+Order of lookup for each pinned upstream file:
+1. the offline directory (``INSTROBUST_DATA_DIR/observed_sources``) when one is set — then
+   nothing is ever downloaded;
+2. the user cache (``INSTROBUST_CACHE_DIR`` or the platform cache dir), holding earlier downloads;
+3. the upstream URL at the pinned commit (skipped when ``INSTROBUST_OFFLINE=1``).
+Downloads and upstream-layout copies are checked against the pinned whole-file sha256; every
+extracted instruction text is further checked against its own pinned sha256 (see observed.py).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from instrobust.errors import ChecksumError, OfflineDirError, SourceUnavailable
+
+DATA_DIR_ENV = "INSTROBUST_DATA_DIR"
+CACHE_DIR_ENV = "INSTROBUST_CACHE_DIR"
+OFFLINE_ENV = "INSTROBUST_OFFLINE"
+
+
+@dataclass(frozen=True)
+class OfflineCopy:
+    """A local copy of an upstream file, relative to ``<data dir>/observed_sources``.
+
+    ``fmt`` is "upstream" for a byte copy of the upstream file (checked against the pinned
+    sha256), or the name of an export format the parser also reads (checked per text only).
+    """
+
+    relpath: str
+    fmt: str = "upstream"
+
+
+@dataclass(frozen=True)
+class UpstreamFile:
+    name: str
+    repo: str
+    commit: str
+    path: str
+    fmt: str
+    offline: tuple[OfflineCopy, ...] = ()
+    sha256: str | None = None
+    licence: str = ""
+    # Released archives (a PyPI sdist) instead of a raw file: the URL and the member inside it.
+    archive_url: str | None = None
+    archive_member: str | None = None
+
+    @property
+    def url(self) -> str:
+        if self.archive_url:
+            return self.archive_url
+        return f"https://raw.githubusercontent.com/{self.repo}/{self.commit}/{self.path}"
+
+
+@dataclass(frozen=True)
+class LocalCopy:
+    path: Path
+    fmt: str
+    origin: str  # "offline dir", "cache" or the URL
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def data_dir_from_env() -> Path | None:
+    value = os.environ.get(DATA_DIR_ENV)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise OfflineDirError(
+            f"{DATA_DIR_ENV}={value!r} is not a directory. Point it at a folder laid out like "
+            f"shared/data (mmlu/test/*.csv, bigbench/<task>/task.json, observed_sources/...) or unset it."
+        )
+    return path
+
+
+def default_cache_dir() -> Path:
+    value = os.environ.get(CACHE_DIR_ENV)
+    if value:
+        return Path(value).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("instrobust")) / "upstream"
+
+
+class SourceResolver:
+    """Finds a verified local copy of each pinned upstream file."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        download: bool | None = None,
+        timeout: float = 20.0,
+    ):
+        if data_dir is not None:
+            data_dir = Path(data_dir)
+            if not data_dir.is_dir():
+                raise OfflineDirError(f"offline data directory {str(data_dir)!r} does not exist")
+        else:
+            data_dir = data_dir_from_env()
+        self.data_dir: Path | None = data_dir
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        if download is None:
+            download = self.data_dir is None and os.environ.get(OFFLINE_ENV, "") not in ("1", "true")
+        self.download = download
+        self.timeout = timeout
+
+    def fetch(self, source: UpstreamFile) -> LocalCopy:
+        if self.data_dir is not None:
+            root = self.data_dir / "observed_sources"
+            for copy in source.offline:
+                path = root / copy.relpath
+                if path.is_file():
+                    if copy.fmt == "upstream":
+                        self._verify(source, path)
+                    return LocalCopy(path, copy.fmt, "offline dir")
+            tried = ", ".join(str(root / c.relpath) for c in source.offline) or "(no offline layout)"
+            raise SourceUnavailable(f"{source.name}: not in the offline directory (looked for {tried})")
+
+        cached = self.cache_dir / source.repo / source.commit / source.path
+        if cached.is_file():
+            self._verify(source, cached)
+            return LocalCopy(cached, "upstream", "cache")
+        if not self.download:
+            raise SourceUnavailable(f"{source.name}: not cached and downloads are off ({OFFLINE_ENV}=1)")
+        try:
+            with urllib.request.urlopen(source.url, timeout=self.timeout) as resp:
+                payload = resp.read()
+            if source.archive_member:
+                payload = _extract_member(payload, source.archive_member)
+        except Exception as exc:  # network errors come in many types; all mean "not here"
+            raise SourceUnavailable(f"{source.name}: could not download {source.url}: {exc}") from None
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cached.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+        self._verify(source, Path(tmp), cleanup=True)
+        os.replace(tmp, cached)
+        return LocalCopy(cached, "upstream", source.url)
+
+    @staticmethod
+    def _verify(source: UpstreamFile, path: Path, cleanup: bool = False) -> None:
+        if source.sha256 is None:
+            return
+        got = sha256_file(path)
+        if got != source.sha256:
+            if cleanup:
+                path.unlink(missing_ok=True)
+            raise ChecksumError(
+                f"{path}: sha256 {got} does not match the pinned {source.sha256} for "
+                f"{source.repo}@{source.commit[:12]}:{source.path} ({source.name}). The file was "
+                f"changed or is a different version; replace it with the pinned upstream file."
+            )
+
+
+def _extract_member(archive: bytes, member: str) -> bytes:
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
+        fh = tar.extractfile(member)
+        if fh is None:
+            raise KeyError(f"{member} is not a file in the archive")
+        return fh.read()

@@ -1,0 +1,27 @@
+"""Unobserved instructions: our own Jinja templates under templates/unobserved/<benchmark>/NN.jinja."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from instrobust.bank import Instruction, check_qa_template
+from instrobust.observed import TEMPLATES_DIR
+
+
+def unobserved_dir(benchmark: str) -> Path:
+    return TEMPLATES_DIR / "unobserved" / benchmark
+
+
+def load_unobserved(benchmark: str, task_type: str = "qa") -> list[Instruction]:
+    out = []
+    for path in sorted(unobserved_dir(benchmark).glob("*.jinja")):
+        # Files end with a newline by convention; the prompt itself ends at the answer cue.
+        source = path.read_text(encoding="utf-8").removesuffix("\n")
+        ins = Instruction(
+            id=f"{benchmark}_unobs_{int(path.stem):02d}", benchmark=benchmark, collection="unobserved",
+            task_type=task_type, template=source,
+            provenance={"file": f"templates/unobserved/{benchmark}/{path.name}"},
+        )
+        if task_type == "qa":
+            check_qa_template(ins)
+        out.append(ins)
+    return out
