@@ -1,0 +1,80 @@
+"""`instrobust report`: robustness report (paper tables and figures, with statistics) from lm-eval outputs.
+
+    instrobust report RESULTS_DIR [RESULTS_DIR ...] --out OUTDIR [--pooled] [--bootstrap N] [--seed S]
+
+Library use: ``load(paths)`` -> cells and models; ``build_report(cells, models, ReportConfig())``
+-> the report.json dict; ``write_report(report, outdir)`` -> report.md, report.json, figures/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from instrobust.errors import InstrobustError
+from instrobust.report.build import SCHEMA_VERSION, ReportConfig, build_report
+from instrobust.report.cells import Cell, ModelInfo, ReportInputError
+from instrobust.report.load import load, planned_counts
+from instrobust.report.render import render_markdown
+from instrobust.report.stats import Summary, summarize
+
+__all__ = ["Cell", "ModelInfo", "ReportConfig", "ReportInputError", "SCHEMA_VERSION", "Summary", "build_report",
+           "load", "main", "make_report", "render_markdown", "summarize", "write_report"]
+
+
+def write_report(report: dict, outdir: str | Path, figures: bool = True) -> Path:
+    """Write report.md, report.json and figures/*.png+csv under ``outdir``; returns the report.md path."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    if figures:
+        from instrobust.report.plots import make_figures
+
+        report["figures"] = make_figures(report, outdir / "figures")
+    (outdir / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    md = outdir / "report.md"
+    md.write_text(render_markdown(report))
+    return md
+
+
+def make_report(paths: list[str | Path], outdir: str | Path, config: ReportConfig | None = None,
+                figures: bool = True) -> dict:
+    """Load lm-eval output directories, compute the report and write it; returns the report dict."""
+    loaded = load(paths)
+    cfg = config or ReportConfig()
+    if cfg.planned_counts is None:
+        cfg.planned_counts = planned_counts()
+    report = build_report(loaded.cells, loaded.models, cfg, loaded.notes, loaded.inputs)
+    write_report(report, outdir, figures)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="instrobust report",
+        description="Robustness report from lm-eval output directories (--output_path, ideally with --log_samples).")
+    ap.add_argument("results", nargs="+", metavar="RESULTS", help="lm-eval --output_path folder(s) or results_*.json")
+    ap.add_argument("--out", required=True, help="folder for report.md, report.json and figures/")
+    ap.add_argument("--pooled", action="store_true",
+                    help="headline means pool items over instructions instead of averaging instructions")
+    ap.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap replicates (0 = no CIs)")
+    ap.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    ap.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
+    ap.add_argument("--no-figures", action="store_true", help="skip the PNG/CSV figures")
+    args = ap.parse_args(argv)
+    try:
+        if args.bootstrap < 0:
+            raise ReportInputError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+        if not 0 < args.confidence < 1:
+            raise ReportInputError(f"--confidence must be between 0 and 1, got {args.confidence}")
+        cfg = ReportConfig(pooled=args.pooled, n_boot=args.bootstrap, seed=args.seed, level=args.confidence)
+        report = make_report(args.results, args.out, cfg, figures=not args.no_figures)
+    except InstrobustError as exc:
+        print(f"instrobust report: error: {exc}", file=sys.stderr)
+        return 2
+    for note in report["notes"]:
+        print(f"instrobust report: note: {note}", file=sys.stderr)
+    n_partial = sum(1 for r in report["table3"] if r["partial"])
+    print(f"wrote {Path(args.out) / 'report.md'}, report.json and {len(report['figures'])} figure(s)"
+          + (f"; {n_partial} table entr{'y is' if n_partial == 1 else 'ies are'} partial" if n_partial else ""))
+    return 0

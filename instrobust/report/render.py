@@ -1,0 +1,208 @@
+"""report.md from the report dict: the paper's tables first, then what the paper did not report."""
+from __future__ import annotations
+
+from instrobust.report.tasks import setting_label
+
+
+VARIANT_LABELS = {"designer": "task designer", "unobserved": "newly collected (unobserved)"}
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None else f"{100 * x:.{digits}f}"
+
+
+def mean_std(s: dict | None, key: str = "mean") -> str:
+    if s is None:
+        return "—"
+    std = f" ± {pct(s['std'])}" if s.get("std") is not None else ""
+    value = s[key] if s.get(key) is not None else s["mean"]  # pooled needs item counts; else the mean
+    return f"{pct(value)}{std} (n={s['n_instructions']})"
+
+
+def params(n: float | None) -> str:
+    if not n:
+        return ""
+    for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:.0f}"
+
+
+def arrow(delta: float | None) -> str:
+    if delta is None:
+        return "n/a"
+    points = 100 * delta
+    if round(points, 1) == 0:
+        return "= 0.0"
+    return f"{'↓' if points < 0 else '↑'} {abs(points):.1f}"
+
+
+def interval(ci: dict | None) -> str:
+    return "" if not ci else f" [{pct(ci['low'])}, {pct(ci['high'])}]"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _table3(report: dict, n_shot: int, key: str) -> list[str]:
+    rows3 = [r for r in report["table3"] if r["n_shot"] == n_shot]
+    cats = list(dict.fromkeys(r["category"] for r in rows3))
+    by = {(r["model"], r["category"]): r for r in rows3}
+    level = int(round(100 * report["config"]["confidence_level"]))
+    out, footnotes = [], []
+    for model, label in dict.fromkeys((r["model"], r["label"]) for r in rows3):
+        cells = {c: by.get((model, c)) for c in cats}
+
+        def mark(c: str) -> str:
+            r = cells[c]
+            if r is None or not r["partial"]:
+                return ""
+            footnotes.append(f"{label} / {c}: " + "; ".join(r["partial"]))
+            return f" †{len(footnotes)}"
+
+        marks = {c: mark(c) for c in cats}
+        out.append([f"**{label}**", "Observed"] + [
+            ("— (missing)" if cells[c] is None or cells[c]["missing"] else mean_std(cells[c]["observed"], key))
+            + marks[c] for c in cats])
+        out.append(["", "Unobserved"] + [
+            "—" if cells[c] is None or cells[c]["missing"] else mean_std(cells[c]["unobserved"], key) for c in cats])
+        if any(cells[c] and cells[c].get("designer") for c in cats):
+            out.append(["", "Task designer"] + [
+                mean_std(cells[c]["designer"], key) if cells[c] and cells[c].get("designer") else "—" for c in cats])
+        out.append(["", f"Δ [{level}% CI]"] + [
+            "—" if cells[c] is None or cells[c]["missing"]
+            else arrow(cells[c]["delta"]) + interval(cells[c]["delta_ci"])
+            for c in cats])
+        refs = [cells[c]["reference"] if cells[c] else None for c in cats]
+        if any(refs):
+            out.append(["", f"Paper ({next(r for r in refs if r)['model']}): obs / unobs / Δ"] + [
+                f"{pct(r['observed_mean'])} / {pct(r['unobserved_mean'])} / {arrow(r['delta'])}" if r else "—"
+                for r in refs])
+            if any(r and r["designer_mean"] is not None for r in refs) and any(
+                    cells[c] and cells[c].get("designer") for c in cats):
+                out.append(["", "Paper: task designer (default prompt)"] + [
+                    pct(r["designer_mean"]) if r and r["designer_mean"] is not None else "—" for r in refs])
+    lines = _table(["Model", ""] + cats, out)
+    if footnotes:
+        lines += ["Partial entries:", ""] + [f"- †{i}: {f}" for i, f in enumerate(footnotes, 1)] + [""]
+    methods = {r["delta_ci"]["method"] for r in rows3 if r.get("delta_ci")}
+    notes = {r["delta_ci_note"] for r in rows3 if r.get("delta_ci_note")}
+    if methods:
+        lines.append(f"CIs: percentile bootstrap ({report['config']['n_boot']} replicates, seed "
+                     f"{report['config']['seed']}), resampling {' / '.join(sorted(methods))}"
+                     " (items paired across instructions, stratified by benchmark task).")
+        lines += [f"Note: {n}." for n in sorted(notes)] + [""]
+    return lines
+
+
+def _robustness(report: dict, n_shot: int) -> list[str]:
+    rows = []
+    for r in report["table3"]:
+        if r["n_shot"] != n_shot or r["missing"]:
+            continue
+        for side in ("observed", "unobserved"):
+            s = r[side]
+            if s is None:
+                continue
+            rows.append([r["label"], r["category"], side, str(s["n_instructions"]), mean_std(s).split(" (n=")[0],
+                         pct(s["pooled_mean"]), pct(s["median"]), f"{pct(s['min'])} ({s['worst_instruction']})",
+                         f"{pct(s['max'])} ({s['best_instruction']})", pct(s["spread"]), pct(s["cps"]),
+                         pct(s["pss"]) if s["pss"] is not None else "n/a (needs --log_samples)"])
+    return _table(["Model", "Category", "Instructions", "n", "mean ± std", "pooled", "median", "min (worst)",
+                   "max (best)", "spread", "CPS", "PSS"], rows)
+
+
+def render_markdown(report: dict) -> str:
+    cfg = report["config"]
+    pooled = cfg["aggregation"] == "pooled"
+    key = "pooled_mean" if pooled else "mean"
+    lines = ["# Instruction robustness report", ""]
+    lines += ["Generated by `instrobust report` from "
+              + ", ".join(f"`{i['path']}`" for i in report["inputs"]) + "." if report["inputs"] else "", ""]
+    lines += ["Models: " + ", ".join(m["label"] + (f" ({params(m['size'])} parameters)" if m["size"] else "")
+                                     for m in report["models"]) + ".", ""]
+    lines += [
+        "**How accuracy is aggregated.** Each lm-eval task is one benchmark task under one instruction; its "
+        "accuracy pools the task's examples. " + (
+            "Headline means here pool examples over all instructions of a group (`--pooled`): "
+            "sum of correct answers / sum of items, so larger tasks weigh more. " if pooled else
+            "Headline means average those accuracies over instructions (each task-instruction pair counts once). "
+            "The pooled alternative (sum of correct / sum of items) is in the robustness table and report.json; "
+            "rerun with `--pooled` to make it the headline. ")
+        + f"± is the population standard deviation across task-instruction pairs (ddof={cfg['std_ddof']}). "
+        "Δ = unobserved − observed, in accuracy points (↓ = worse on unobserved instructions). "
+        "All numbers are percentages.", ""]
+    for n_shot in sorted({r["n_shot"] for r in report["table3"]}):
+        lines += [f"## Observed vs unobserved instructions, {setting_label(n_shot)} (paper Table 3)", ""]
+        lines += _table3(report, n_shot, key)
+    for n_shot in sorted({r["n_shot"] for r in report["collections"]}):
+        lines += [f"## Per instruction collection, {setting_label(n_shot)}", ""]
+        rows = [[r["label"], r["category"], r["collection"], r["role"],
+                 mean_std(r["summary"], key), pct(r["summary"]["min"]), pct(r["summary"]["max"])]
+                for r in report["collections"] if r["n_shot"] == n_shot]
+        lines += _table(["Model", "Category", "Collection", "Kind", "mean ± std", "min", "max"], rows)
+        lines += [f"## Per task, {setting_label(n_shot)}", ""]
+        rows = [[r["label"], r["category"], r["benchmark"], mean_std(r["observed"], key),
+                 mean_std(r["unobserved"], key), arrow(r["delta"]),
+                 pct(r["designer"]["mean"]) if r["designer"] else "—"]
+                for r in report["tasks"] if r["n_shot"] == n_shot]
+        lines += _table(["Model", "Category", "Task", "Observed", "Unobserved", "Δ", "Task designer"], rows)
+    if report["variants"]:
+        lines += ["## Instruction variants (paper Figure 3)", "",
+                  "Mean accuracy per variant, averaged over benchmark tasks (each task: mean over its "
+                  "instructions of that variant). Closest and incorrect are instructions observed in training "
+                  "(the closest task's, and an inappropriate task's); negated, task designer, newly collected and "
+                  "nonsensical are not. The Observed column is the tasks' own metadata.", ""]
+        rows = [[r["label"], setting_label(r["n_shot"]), VARIANT_LABELS.get(r["variant"], r["variant"]),
+                 "yes" if r["observed"] else "no", pct(r["mean"]), pct(r["std_over_benchmarks"]),
+                 str(r["n_benchmarks"]) + (f" (missing: {', '.join(r['missing_benchmarks'])})"
+                                           if r["missing_benchmarks"] else ""), str(r["n_instructions"])]
+                for r in report["variants"]]
+        lines += _table(["Model", "Setting", "Variant", "Observed", "mean", "std over tasks", "tasks",
+                         "instructions"], rows)
+    lines += ["## Robustness statistics (beyond the paper)", "",
+              "Per model, category and instruction group: worst and best instruction, spread = max − min, "
+              "CPS = (1 − (max − mean)) · max (Mizrahi et al. 2024; higher is better), and PSS = mean over items "
+              "of the mean |score difference| over instruction pairs (ProSA; 0 = the instruction never changes "
+              "an answer's correctness).", ""]
+    for n_shot in sorted({r["n_shot"] for r in report["table3"]}):
+        lines += [f"### {setting_label(n_shot)}", ""] + _robustness(report, n_shot)
+    if report["comparisons"]:
+        level = int(round(100 * cfg["confidence_level"]))
+        lines += ["## Before vs after alignment (adapter vs base model)", "",
+                  f"Paired over the same tasks and items; {level}% percentile bootstrap CIs. Δ change < 0 means "
+                  "the gap grew; > 0 means it shrank (or reversed). McNemar: exact binomial test on the "
+                  "discordant (item, instruction) pairs, which treats them as independent.", ""]
+        rows = []
+        for r in report["comparisons"]:
+            mc = r.get("mcnemar")
+            rows.append([f"{r['adapter_label']} vs {r['base_label']}", setting_label(r["n_shot"]), r["category"],
+                         str(r["n_instructions"]), pct(r["base_mean"]), pct(r["adapter_mean"]),
+                         f"{100 * r['acc_change']:+.1f}" + interval(r["acc_change_ci"]),
+                         (f"{100 * r['delta_change']:+.1f}" + interval(r["delta_change_ci"]))
+                         if r["delta_change"] is not None else "n/a",
+                         (f"p={mc['p_value']:.3g} ({mc['base_only_correct']} vs {mc['other_only_correct']})"
+                          if mc else r.get("mcnemar_note", "n/a")), r["method"]])
+        lines += _table(["Comparison", "Setting", "Category", "Instructions", "base", "adapter", "change",
+                         "Δ change", "McNemar", "resampled"], rows)
+    if report["rankings"]:
+        lines += ["## Do model rankings depend on the instruction? (Kendall τ-b)", "",
+                  "τ between the rankings of the models under each pair of instructions (1 = same order), "
+                  "and of each instruction's ranking against the ranking by mean accuracy.", ""]
+        rows = [[setting_label(r["n_shot"]), r["category"], ", ".join(r["labels"]), str(r["n_instructions"]),
+                 f"{r['mean_tau']:.2f}" if r["mean_tau"] is not None else "n/a",
+                 (f"{r['min_tau']:.2f} ({' vs '.join(r['min_pair'])})" if r["min_pair"] else "n/a"),
+                 f"{r['mean_tau_vs_mean_ranking']:.2f}" if r["mean_tau_vs_mean_ranking"] is not None else "n/a",
+                 str(r["n_pairs_undefined"]), r["note"] or ""] for r in report["rankings"]]
+        lines += _table(["Setting", "Category", "Models", "Instructions", "mean τ", "min τ (pair)",
+                         "mean τ vs mean ranking", "undefined pairs", "note"], rows)
+    if report["figures"]:
+        lines += ["## Figures", ""]
+        for f in report["figures"]:
+            lines += [f"**{f['title']}** ([data]({f['csv']}))", "", f"![{f['title']}]({f['png']})", ""]
+    if report["notes"]:
+        lines += ["## Notes", ""] + [f"- {n}" for n in dict.fromkeys(report["notes"])] + [""]
+    return "\n".join(lines).rstrip() + "\n"
