@@ -5,6 +5,7 @@ Eval (the harness tasks), training and analysis all call :func:`render`; there i
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -16,8 +17,10 @@ COLLECTIONS = ("flan2022", "alpaca", "p3", "unobserved")
 OBSERVED_COLLECTIONS = ("flan2022", "alpaca", "p3")
 TASK_TYPES = ("qa", "mc", "bc")
 
-# Fields every QA document offers to a template (MMLU and the BIG-bench QA tasks).
+# Fields every MMLU document offers to a template.
 QA_FIELDS = ("question", "choices", "letters", "subject")
+# Fields every BIG-bench Lite document offers (all three task types; see instrobust.bbl.data).
+BBL_FIELDS = ("input", "choices", "letters", "answer", "task")
 
 
 @dataclass(frozen=True)
@@ -47,13 +50,32 @@ class Instruction:
         return int(self.id.rsplit("_", 1)[1])
 
 
+_TRAILING_LINE_QUESTION = re.compile(r"\n([^\n]*\?)\s*$")
+_TRAILING_SENTENCE_QUESTION = re.compile(r"(?<=[.!?\"'])\s+([^.!?\n]+\?)\s*$")
+
+
+def split_question(text: str) -> tuple[str, str]:
+    """(context, question): the input's closing question and what precedes it.
+
+    Upstream templates written for (passage, question) datasets get a single-text BBL input
+    through this split: the question is the last line if that line ends in "?", else the last
+    sentence if it ends in "?"; an input with no closing question is all question, no context.
+    """
+    text = text.strip()
+    for pattern in (_TRAILING_LINE_QUESTION, _TRAILING_SENTENCE_QUESTION):
+        m = pattern.search(text)
+        if m:
+            return text[: m.start()].rstrip(), m.group(1).strip()
+    return "", text
+
+
 def _jinja_env() -> jinja2.Environment:
     # keep_trailing_newline: upstream templates that end in "\n" must render as they were trained.
     env = jinja2.Environment(
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
     )
-    # promptsource templates call these as globals.
-    env.globals.update(zip=zip, enumerate=enumerate, len=len, str=str)
+    # promptsource templates call these as globals; split_question serves BBL adapters.
+    env.globals.update(zip=zip, enumerate=enumerate, len=len, str=str, split_question=split_question)
     return env
 
 
@@ -120,6 +142,54 @@ def check_qa_template(instruction: Instruction) -> None:
         )
 
 
+def bbl_sentinel_doc(task_type: str, task: str = "SENTINELTASK", input_text: str | None = None,
+                     n_choices: int | None = None, answer: int = 0) -> dict:
+    n = n_choices or (2 if task_type == "bc" else 4)
+    return {
+        "input": input_text if input_text is not None else "INPUTSENTINEL text given here",
+        "choices": [f"OPTSENTINEL{i}" for i in range(n)],
+        "letters": [chr(ord("A") + i) for i in range(n)],
+        "answer": answer,
+        "task": task,
+    }
+
+
+def check_bbl_template(
+    instruction: Instruction, task_type: str, task: str = "SENTINELTASK",
+    input_text: str | None = None, input_parts: tuple[str, ...] | None = None,
+    option_counts: tuple[int, ...] = (),
+) -> None:
+    """Fail loudly if a BBL template would give a silently wrong prompt.
+
+    The prompt must show the input (``input_parts``: the pieces a task-specific adapter keeps
+    of ``input_text``); for QA and MC, a template that lists any option must list all of them;
+    and the prompt must not depend on the gold answer. Checked at each of ``option_counts``
+    (default: 2 options for BC, 4 otherwise).
+    """
+    for n in option_counts or ((2,) if task_type == "bc" else (4,)):
+        _check_bbl_once(instruction, task_type, bbl_sentinel_doc(task_type, task, input_text, n), input_parts)
+
+
+def _check_bbl_once(instruction: Instruction, task_type: str, doc: dict, input_parts) -> None:
+    text = render(instruction, doc)
+    parts = input_parts or (doc["input"],)
+    problems = [f"the input ({p!r})" for p in parts if p not in text]
+    if task_type in ("qa", "mc"):
+        shown = [c for c in doc["choices"] if c in text]
+        if shown and len(shown) < len(doc["choices"]):
+            problems.append("options " + ", ".join(c for c in doc["choices"] if c not in text)
+                            + f" (it shows {', '.join(shown)})")
+    if render(instruction, {**doc, "answer": 1}) != text:
+        problems.append("no gold answer: the prompt changes with the document's answer")
+    if problems:
+        raise TemplateRenderError(
+            f"instruction {instruction.id!r} ({_where(instruction)}) is wrong for a BBL {task_type} task "
+            f"with {len(doc['choices'])} options: "
+            f"its prompt misses {'; '.join(problems)}. Every BBL template must show the input, "
+            f"all options if it lists any, and never the answer."
+        )
+
+
 class InstructionBank:
     """All instructions for one benchmark, plus the collections that could not be loaded."""
 
@@ -134,6 +204,10 @@ class InstructionBank:
     @classmethod
     def load(cls, benchmark: str = "mmlu", *, resolver=None, observed: bool = True) -> "InstructionBank":
         """Load our unobserved templates and (optionally) the observed ones from upstream."""
+        if benchmark == "bbl":
+            from instrobust.bbl.instructions import load_bbl_bank
+
+            return load_bbl_bank(resolver=resolver, observed=observed)
         from instrobust.observed import load_observed
         from instrobust.unobserved import load_unobserved
 

@@ -62,27 +62,34 @@ def mmlu_files() -> dict[str, str]:
         groups[f"{v['prefix']}_unobserved"] = [task_name(i) for i in unobs]
         for collection, ids in [*obs.items(), ("unobserved", unobs)]:
             for iid in ids:
-                files[f"{task_name(iid)}.yaml"] = HEADER + (
-                    f"task: {task_name(iid)}\n"
-                    f"include: {base}\n"
-                    f"dataset_kwargs:\n  instruction: {iid}\n"
-                    # metadata is also passed to custom_dataset as kwargs: no key may repeat dataset_kwargs.
-                    f"metadata:\n  version: 1.0\n  collection: {collection}\n"
-                    f"  observed: {str(collection != 'unobserved').lower()}\n  scoring: {variant}\n"
-                )
+                # one-shot twins: the demonstration is the first dev-split question (sampler first_n),
+                # rendered with the same instruction.
+                for suffix, shots in (("", ""), ("_1shot", "num_fewshot: 1\n")):
+                    files[f"{task_name(iid)}{suffix}.yaml"] = HEADER + (
+                        f"task: {task_name(iid)}{suffix}\n"
+                        f"include: {base}\n{shots}"
+                        f"dataset_kwargs:\n  instruction: {iid}\n"
+                        # metadata is also passed to custom_dataset as kwargs: no key may repeat dataset_kwargs.
+                        f"metadata:\n  version: 1.0\n  collection: {collection}\n"
+                        f"  observed: {str(collection != 'unobserved').lower()}\n  scoring: {variant}\n"
+                    )
         for group, tasks in groups.items():
             # Flat task lists and an unweighted mean: the group score is the mean over instructions.
-            files[f"{group}.yaml"] = HEADER + (
-                f"group: {group}\n"
-                f"task:\n{_yaml_list(tasks)}"
-                "aggregate_metric_list:\n  - metric: acc\n    aggregation: mean\n    weight_by_size: false\n"
-                "metadata:\n  version: 1.0\n"
-            )
+            for suffix in ("", "_1shot"):
+                files[f"{group}{suffix}.yaml"] = HEADER + (
+                    f"group: {group}{suffix}\n"
+                    f"task:\n{_yaml_list([t + suffix for t in tasks])}"
+                    "aggregate_metric_list:\n  - metric: acc\n    aggregation: mean\n    weight_by_size: false\n"
+                    "metadata:\n  version: 1.0\n"
+                )
     return {f"mmlu/{k}": text for k, text in files.items()}
 
 
 def all_files() -> dict[str, str]:
-    return mmlu_files()
+    from instrobust.bbl.tasks import bbl_files
+    from instrobust.sparse.tasks import sparse_files  # instrobust.sparse: budgeted `_b<B>` twins
+
+    return {**mmlu_files(), **bbl_files(HEADER), **sparse_files(HEADER)}
 
 
 def stale_files(tasks_dir: Path = TASKS_DIR) -> list[str]:

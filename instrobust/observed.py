@@ -45,13 +45,22 @@ P3_ADAPTERS = {
 }
 
 
+# Pinned upstream files: sources.yaml (MMLU and shared) and bbl_sources.yaml (BIG-bench Lite).
+SOURCE_FILES = ("sources.yaml", "bbl_sources.yaml")
+
+
 @functools.lru_cache(maxsize=1)
 def upstream_files() -> dict[str, UpstreamFile]:
-    spec = yaml.safe_load((TEMPLATES_DIR / "observed" / "sources.yaml").read_text())
     out = {}
-    for name, s in spec.items():
-        offline = tuple(OfflineCopy(**o) for o in s.pop("offline", []))
-        out[name] = UpstreamFile(name=name, offline=offline, **s)
+    for filename in SOURCE_FILES:
+        path = TEMPLATES_DIR / "observed" / filename
+        if not path.is_file():
+            continue
+        for name, s in (yaml.safe_load(path.read_text()) or {}).items():
+            if name in out:
+                raise DataError(f"{path}: source {name!r} is already defined in another sources file")
+            offline = tuple(OfflineCopy(**o) for o in s.pop("offline", []))
+            out[name] = UpstreamFile(name=name, offline=offline, **s)
     return out
 
 
@@ -153,18 +162,33 @@ class _Loader:
         return out
 
 
-# Alpaca has no task labels; its multiple-choice QA instructions are picked by this rule, in
-# file order. The rule is versioned: changing it changes which entries the ids point at.
+# Alpaca has no task labels; its instructions of each task type are picked by a rule, in file
+# order (first `count` distinct instructions with a non-empty input). Rules are versioned:
+# changing one changes which entries the ids point at, so a changed rule gets a new name.
 ALPACA_RULES = {
+    # multiple-choice QA (MMLU, BBL QA)
     "qa_v1": re.compile(
         r"multiple[- ]choice|\b(choose|select|pick|identify|find)\b[^.?!]*\b(correct|right|best|appropriate)\b"
         r"[^.?!]*\b(answer|option|choice|alternative)s?\b",
         re.IGNORECASE,
     ),
+    # binary classification (BBL BC): a two-way judgement of the input
+    "bc_v1": re.compile(
+        r"\b(true or false|yes or no|correct or incorrect|agree or disagree|valid or invalid|true/false|yes/no)\b"
+        r"|^(determine|decide|tell me|check|verify|evaluate|judge)\b[^.?!]*\b(whether|if)\b",
+        re.IGNORECASE,
+    ),
+    # multi-class classification (BBL MC): put the input in one of several classes
+    "mc_v1": re.compile(
+        r"\b(classify|categori[sz]e)\b|\b(which|what) (category|class|type|genre|language)\b"
+        r"|\bidentify the (category|class|genre|language|topic)\b",
+        re.IGNORECASE,
+    ),
 }
 
 
-def select_alpaca_qa(entries: list[dict], rule: str, count: int) -> list[tuple[int, dict]]:
+def select_alpaca(entries: list[dict], rule: str, count: int) -> list[tuple[int, dict]]:
+    """The first ``count`` entries (file order, distinct instruction text, non-empty input) matching ``rule``."""
     if rule not in ALPACA_RULES:
         raise DataError(f"unknown Alpaca selection rule {rule!r} (known: {', '.join(ALPACA_RULES)})")
     pattern, seen, out = ALPACA_RULES[rule], set(), []
@@ -176,6 +200,9 @@ def select_alpaca_qa(entries: list[dict], rule: str, count: int) -> list[tuple[i
             if len(out) == count:
                 break
     return out
+
+
+select_alpaca_qa = select_alpaca  # the name MMLU's loader uses
 
 
 def load_observed(benchmark: str, resolver: SourceResolver | None = None) -> tuple[list[Instruction], dict[str, str]]:

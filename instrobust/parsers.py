@@ -44,6 +44,8 @@ class _LiteralEvaluator:
             raise DataError(f"{self.filename}:{node.lineno}: name {node.id!r} is not a literal defined earlier")
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             return self.eval(node.left) + self.eval(node.right)
+        if isinstance(node, ast.Subscript):  # PATTERNS["alias"] = PATTERNS["key"]
+            return self.eval(node.value)[self.eval(node.slice)]
         raise DataError(
             f"{self.filename}:{getattr(node, 'lineno', '?')}: unsupported expression "
             f"{type(node).__name__} (only literals are read, nothing is executed)"
@@ -60,6 +62,10 @@ def parse_flan_templates_py(path: Path) -> dict[str, list[tuple[str, str]]]:
             targets, value = stmt.targets, stmt.value
         elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
             targets, value = [stmt.target], stmt.value
+        for t in targets:  # upstream adds aliases as PATTERNS["new"] = PATTERNS["old"]
+            if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name) and t.value.id == "PATTERNS" \
+                    and "PATTERNS" in ev.env:
+                ev.env["PATTERNS"][ev.eval(t.slice)] = ev.eval(value)
         names = [t.id for t in targets if isinstance(t, ast.Name)]
         if not names:
             continue

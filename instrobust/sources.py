@@ -49,6 +49,7 @@ class UpstreamFile:
     # Released archives (a PyPI sdist) instead of a raw file: the URL and the member inside it.
     archive_url: str | None = None
     archive_member: str | None = None
+    archive_sha256: str | None = None
 
     @property
     def url(self) -> str:
@@ -140,10 +141,12 @@ class SourceResolver:
         if not self.download:
             raise SourceUnavailable(f"{source.name}: not cached and downloads are off ({OFFLINE_ENV}=1)")
         try:
-            with urllib.request.urlopen(source.url, timeout=self.timeout) as resp:
-                payload = resp.read()
             if source.archive_member:
-                payload = _extract_member(payload, source.archive_member)
+                payload = _extract_member(self._archive(source), source.archive_member)
+            else:
+                payload = self._download(source.url)
+        except ChecksumError:
+            raise
         except Exception as exc:  # network errors come in many types; all mean "not here"
             raise SourceUnavailable(f"{source.name}: could not download {source.url}: {exc}") from None
         cached.parent.mkdir(parents=True, exist_ok=True)
@@ -153,6 +156,28 @@ class SourceResolver:
         self._verify(source, Path(tmp), cleanup=True)
         os.replace(tmp, cached)
         return LocalCopy(cached, "upstream", source.url)
+
+    def _download(self, url: str) -> bytes:
+        with urllib.request.urlopen(url, timeout=self.timeout) as resp:
+            return resp.read()
+
+    def _archive(self, source: UpstreamFile) -> bytes:
+        """A release archive, downloaded once and shared by all the files taken from it."""
+        path = self.cache_dir / "archives" / source.archive_url.rsplit("/", 1)[-1]
+        if path.is_file():
+            payload = path.read_bytes()
+        else:
+            payload = self._download(source.archive_url)
+        if source.archive_sha256 and hashlib.sha256(payload).hexdigest() != source.archive_sha256:
+            path.unlink(missing_ok=True)
+            raise ChecksumError(
+                f"{source.archive_url}: sha256 {hashlib.sha256(payload).hexdigest()} does not match "
+                f"the pinned {source.archive_sha256}"
+            )
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(payload)
+        return payload
 
     @staticmethod
     def _verify(source: UpstreamFile, path: Path, cleanup: bool = False) -> None:

@@ -1,0 +1,442 @@
+"""The BIG-bench Lite part of the instruction bank.
+
+Instruction ids:
+
+* ``bbl_<type>_obs_<collection>_<nn>`` - observed, shared by every task of that type
+  (type: qa / bc / mc; collection: flan2022 / alpaca / p3), from ``templates/observed/bbl_<type>.yaml``;
+* ``bbl_<task>_unobs_<nn>`` - ours, ``templates/unobserved/bbl/<task>/<nn>.jinja``;
+* ``bbl_<task>_designer_01`` - the task designer's task_prefix (or description) from task.json;
+* ``bbl_<task>_var_<variant>_01`` - Figure-3 variants (closest / incorrect / negated from
+  ``templates/observed/bbl_variants.yaml``; nonsensical from ``templates/variants/bbl/<task>/``).
+
+Upstream text is read at run time (observed.py's resolver, checksums and parsers); this module
+only says how each upstream placeholder or dataset field is filled from a BBL document.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+from instrobust import parsers
+from instrobust.bank import Instruction, InstructionBank, check_bbl_template, jinja_literal
+from instrobust.bbl import BBL_TYPES, TASKS, VARIANT_TASKS, option_counts, task_info
+from instrobust.errors import DataError, SourceUnavailable, UnknownInstructionError
+from instrobust.observed import TEMPLATES_DIR, _check_text, reference_spec, select_alpaca, upstream_files
+from instrobust.sources import SourceResolver
+
+OBSERVED_COLLECTIONS = ("flan2022", "alpaca", "p3")
+
+# The BBL input with its lettered options: what fills a single free-text slot (Flan natinst
+# {input}, an Alpaca entry's input, the designer prefix's example). Ours; the MMLU format.
+BBL_INPUT = (
+    "{{ input }}\n"
+    "{% for l, c in zip(letters, choices) %}({{ l }}) {{ c }}{% if not loop.last %}\n{% endif %}{% endfor %}"
+)
+# Flan's {options_}: the option texts as Flan 2022 lists them ("OPTIONS:" then "- " lines).
+FLAN_OPTIONS = 'OPTIONS:\n{% for c in choices %}- {{ c }}{% if not loop.last %}\n{% endif %}{% endfor %}'
+_CONTEXT = "{{ split_question(input)[0] }}"
+_QUESTION = "{{ split_question(input)[1] }}"
+
+# How each Flan pattern family's placeholders are filled from a BBL document (ours). An
+# unmapped placeholder is an error (parsers.flan_placeholders_to_jinja), never a silent gap.
+FLAN_VIEWS: dict[str, dict[str, str]] = {
+    "natinst_v2": {"input": BBL_INPUT},  # {Definition} comes from the NIV2 task
+    "arc": {"question": "{{ input }}", "options_": FLAN_OPTIONS},
+    "cosmos_qa": {"context": _CONTEXT, "question": _QUESTION, "options_": FLAN_OPTIONS},
+    # the response under judgement is option A: "yes, it is right" <=> the first option
+    "multirc": {"paragraph": _CONTEXT, "question": _QUESTION, "response": "{{ choices[0] }}", "options_": FLAN_OPTIONS},
+    "trec": {"text": "{{ input }}", "options_": FLAN_OPTIONS},
+    "rte": {"premise": "{{ premise }}", "hypothesis": "{{ hypothesis }}", "options_": FLAN_OPTIONS},
+}
+
+# promptsource templates use their dataset's fields; these preludes (ours) expose a BBL document
+# under those names. Fields that only feed the target part are fixed so the prompt never sees
+# the gold. ``_doc_choices`` keeps the BBL options for `label_space: task`.
+P3_ADAPTERS: dict[str, str] = {
+    "arc": '{% set question = input %}{% set choices = {"text": choices, "label": letters} %}{% set answerKey = letters[0] %}',
+    "openbookqa": '{% set question_stem = input %}{% set choices = {"text": choices, "label": letters} %}{% set answerKey = "A" %}',
+    "cos_e": "{% set question = input %}{% set answer = choices[0] %}",
+    "quail": "{% set context, question = split_question(input) %}{% set answers = choices %}{% set correct_answer_id = 0 %}",
+    "dbpedia_14": '{% set content = input %}{% set title = "" %}{% set label = 0 %}',
+    "trec": "{% set text = input %}{% set label_coarse = 0 %}{% set label_fine = 0 %}",
+    "multirc": "{% set paragraph, question = split_question(input) %}{% set answer = choices[0] %}{% set label = 1 %}",
+}
+
+# Task-specific preludes for variant references, with the sentinel input the template check
+# renders and the pieces of it the prompt must show.
+VARIANT_ADAPTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    # epistemic_reasoning inputs read "Premise: <p> Hypothesis: <h>"
+    "premise_hypothesis": (
+        '{% set _ph = input.split(" Hypothesis: ", 1) %}'
+        '{% set premise = _ph[0][9:] if _ph[0].startswith("Premise: ") else _ph[0] %}{% set hypothesis = _ph[1] %}',
+        "Premise: PREMISESENTINEL text. Hypothesis: HYPOTHESISSENTINEL text.",
+        ("PREMISESENTINEL text.", "HYPOTHESISSENTINEL text."),
+    ),
+}
+
+ANSWER_CUE = "\nAnswer:"
+_PIECE = re.compile(r"^bbl_(?P<scope>[a-z0-9_]+?)_(?P<kind>obs_(?:flan2022|alpaca|p3)|unobs|designer|var_[a-z]+)_(?P<n>\d+)$")
+
+
+def spec_path(task_type: str) -> str:
+    return f"bbl_{task_type}"
+
+
+# ---- observed, per task type ----------------------------------------------------------------
+
+class _BBLLoader:
+    """Builds one task type's observed instructions from its references."""
+
+    def __init__(self, task_type: str, resolver: SourceResolver):
+        self.task_type, self.resolver = task_type, resolver
+        self.spec = reference_spec(spec_path(task_type))
+        if not self.spec:
+            raise DataError(f"templates/observed/{spec_path(task_type)}.yaml is missing")
+        self.files = upstream_files()
+
+    def fetch(self, name: str):
+        if name not in self.files:
+            raise DataError(f"templates/observed/{spec_path(self.task_type)}.yaml refers to unknown source {name!r}")
+        return self.files[name], self.resolver.fetch(self.files[name])
+
+    def make(self, collection: str, n: int, template: str, provenance: dict, sep: str | None = None) -> Instruction:
+        ins = Instruction(
+            id=f"bbl_{self.task_type}_obs_{collection}_{n:02d}", benchmark="bbl", collection=collection,
+            task_type=self.task_type, template=template, provenance=provenance, prompt_separator=sep,
+        )
+        check_bbl_template(ins, self.task_type, option_counts=option_counts(self.task_type))
+        return ins
+
+    def flan2022(self, blocks: list[dict]) -> list[Instruction]:
+        out: list[Instruction] = []
+        for block in blocks:
+            for template, prov in flan_block_templates(block, self.fetch, f"bbl_{self.task_type}"):
+                out.append(self.make("flan2022", len(out) + 1, template, prov))
+        return out
+
+    def p3(self, refs: list[dict]) -> list[Instruction]:
+        out = []
+        for ref in refs:
+            template, prov = p3_template(ref, self.fetch)
+            out.append(self.make("p3", len(out) + 1, template, prov, sep="|||"))
+        return out
+
+    def alpaca(self, spec: dict) -> list[Instruction]:
+        src, copy = self.fetch(spec["source"])
+        entries = parsers.alpaca_entries(copy.path)
+        return alpaca_instructions(entries, spec, self.task_type, {"source": f"{src.repo}@{src.commit[:12]}:{src.path}",
+                                                                   "read_from": str(copy.path)})
+
+
+def flan_jinja(pattern: str, values: dict[str, str]) -> str:
+    """Jinja for a Flan pattern; when a split context can be empty, the prompt's leading
+    whitespace is dropped (a pattern that opens with "{paragraph}\n\n" must not start blank)."""
+    source = parsers.flan_placeholders_to_jinja(pattern, values)
+    if _CONTEXT in source:
+        return "{% set _prompt %}" + source + "{% endset %}{{ _prompt.lstrip() }}"
+    return source
+
+
+def flan_block_templates(block: dict, fetch, where: str):
+    """(template, provenance) for one Flan block: patterns, optionally x NIV2 definitions."""
+    pat = block["patterns"]
+    src, copy = fetch(pat["source"])
+    patterns = parsers.flan_patterns(copy.path, copy.fmt)
+    key = pat["key"]
+    if key not in patterns:
+        raise DataError(f"{copy.path}: PATTERNS has no key {key!r}")
+    if key not in FLAN_VIEWS:
+        raise DataError(f"templates/observed/{where}.yaml: no BBL view for Flan key {key!r} (known: {', '.join(FLAN_VIEWS)})")
+    if len(pat["sha256"]) != len(pat["indices"]):
+        raise DataError(f"templates/observed/{where}.yaml: Flan {key}: {len(pat['indices'])} indices but {len(pat['sha256'])} sha256 values")
+    chosen = []
+    for i, digest in zip(pat["indices"], pat["sha256"]):
+        text = patterns[key][i][0]
+        _check_text(text, digest, f"Flan PATTERNS[{key!r}][{i}]", copy)
+        chosen.append((i, text))
+    source = f"{src.repo}@{src.commit[:12]}:{src.path}"
+    definitions = block.get("definitions")
+    if not definitions:
+        for i, text in chosen:
+            yield (flan_jinja(text, FLAN_VIEWS[key]),
+                   {"source": source, "key": f"{key}[{i}]", "read_from": str(copy.path)})
+        return
+    for d in definitions:
+        definition, dprov = niv2_definition(d, fetch)
+        for i, text in chosen:
+            values = {**FLAN_VIEWS[key], "Definition": jinja_literal(definition)}
+            yield (flan_jinja(text, values),
+                   {"source": source, "key": f"{key}[{i}]", "read_from": str(copy.path), **dprov})
+
+
+def niv2_definition(ref: dict, fetch, edit: dict | None = None) -> tuple[str, dict]:
+    dsrc, dcopy = fetch(ref["source"])
+    text = parsers.niv2_definition(dcopy.path, dcopy.fmt, ref["task"])
+    _check_text(text, ref.get("sha256"), f"NIV2 {ref['task']} Definition", dcopy)
+    return text, {"definition": f"{dsrc.repo}@{dsrc.commit[:12]}:{dsrc.path}", "definition_read_from": str(dcopy.path)}
+
+
+def apply_edit(text: str, edit: dict, what: str) -> str:
+    """Apply one pinned edit: ``old`` (or ``regex``) must match exactly once."""
+    if "regex" in edit:
+        matches = list(re.finditer(edit["regex"], text))
+        if len(matches) != 1:
+            raise DataError(f"{what}: edit regex {edit['regex']!r} matches {len(matches)} times, must match once")
+        m = matches[0]
+        return text[: m.start()] + edit["new"] + text[m.end():]
+    count = text.count(edit["old"])
+    if count != 1:
+        raise DataError(f"{what}: edit text {edit['old']!r} occurs {count} times, must occur once")
+    return text.replace(edit["old"], edit["new"])
+
+
+def p3_template(ref: dict, fetch) -> tuple[str, dict]:
+    src, copy = fetch(ref["source"])
+    templates = parsers.promptsource_templates(copy.path)
+    if ref["id"] not in templates:
+        raise DataError(f"{copy.path}: no promptsource template with id {ref['id']}")
+    tpl = templates[ref["id"]]
+    choices_src = tpl.get("answer_choices") or ""
+    what = f"promptsource template {ref['id']} ({tpl.get('name')})"
+    _check_text(tpl["jinja"] + "\x00" + choices_src, ref.get("sha256"), what, copy)
+    if ref.get("adapter") not in P3_ADAPTERS:
+        raise DataError(f"{what}: unknown adapter {ref.get('adapter')!r} (known: {', '.join(P3_ADAPTERS)})")
+    jinja = tpl["jinja"]
+    for edit in ref.get("edits", []):
+        jinja = apply_edit(jinja, edit, what)
+    label_space = "{% set answer_choices = _doc_choices %}" if ref.get("label_space") == "task" else ""
+    template = (
+        "{% set _doc_choices = choices %}" + P3_ADAPTERS[ref["adapter"]]
+        + "{% set _ac %}" + choices_src + "{% endset %}"
+        + '{% set answer_choices = _ac.split("|||") | map("trim") | list %}'
+        + label_space + jinja
+    )
+    prov = {"source": f"{src.repo}:{src.archive_member or src.path}", "template_id": ref["id"],
+            "template_name": tpl.get("name"), "adapter": ref["adapter"], "read_from": str(copy.path)}
+    if ref.get("edits"):
+        prov["edits"] = len(ref["edits"])
+    return template, prov
+
+
+def alpaca_instructions(entries: list[dict], spec: dict, task_type: str, provenance: dict) -> list[Instruction]:
+    """Alpaca instructions of one BBL type from the entries (rule and count from ``spec``)."""
+    picked = select_alpaca(entries, spec["rule"], spec["count"])
+    if len(picked) < spec["count"]:
+        raise DataError(f"Alpaca: only {len(picked)} entries match rule {spec['rule']!r}, need {spec['count']}")
+    out = []
+    for n, (index, entry) in enumerate(picked, start=1):
+        ins = Instruction(
+            id=f"bbl_{task_type}_obs_alpaca_{n:02d}", benchmark="bbl", collection="alpaca", task_type=task_type,
+            template=jinja_literal(entry["instruction"].strip()) + "\n\n" + BBL_INPUT + ANSWER_CUE,
+            provenance={**provenance, "entry": index, "rule": spec["rule"]},
+        )
+        check_bbl_template(ins, task_type, option_counts=option_counts(task_type))
+        out.append(ins)
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def observed_for_type(task_type: str, resolver: SourceResolver | None = None) -> tuple[tuple[Instruction, ...], dict[str, str]]:
+    """All observed instructions of one BBL type that can be had, and why the others are skipped."""
+    loader = _BBLLoader(task_type, resolver or SourceResolver())
+    out: list[Instruction] = []
+    skipped: dict[str, str] = {}
+    for collection in OBSERVED_COLLECTIONS:
+        if collection not in loader.spec:
+            continue
+        try:
+            out += getattr(loader, collection)(loader.spec[collection])
+        except SourceUnavailable as exc:
+            skipped[collection] = str(exc)
+    return tuple(out), skipped
+
+
+def planned_observed_ids(task_type: str) -> dict[str, list[str]]:
+    """Observed instruction ids per collection, from the references alone (no download)."""
+    spec = reference_spec(spec_path(task_type))
+    counts: dict[str, int] = {}
+    if "flan2022" in spec:
+        counts["flan2022"] = sum(len(b["patterns"]["indices"]) * max(1, len(b.get("definitions") or []))
+                                 for b in spec["flan2022"])
+    if "alpaca" in spec:
+        counts["alpaca"] = spec["alpaca"]["count"]
+    if "p3" in spec:
+        counts["p3"] = len(spec["p3"])
+    return {c: [f"bbl_{task_type}_obs_{c}_{i:02d}" for i in range(1, n + 1)]
+            for c, n in counts.items() if c in OBSERVED_COLLECTIONS}
+
+
+# ---- per task: unobserved (ours), designer, variants ----------------------------------------
+
+def unobserved_dir(task: str, root: Path | None = None) -> Path:
+    """``templates/unobserved/bbl/<task>`` (or ``<root>/<task>``)."""
+    return (root or TEMPLATES_DIR / "unobserved" / "bbl") / task
+
+
+def unobserved_files(task: str, root: Path | None = None) -> list[Path]:
+    return sorted(unobserved_dir(task, root).glob("*.jinja"))
+
+
+def load_unobserved(task: str, root: Path | None = None) -> list[Instruction]:
+    """Our templates for one task, each checked (shows the input, all options, never the answer)."""
+    info = task_info(task)
+    out = []
+    for path in unobserved_files(task, root):
+        if not path.stem.isdigit():
+            raise DataError(f"{path}: unobserved template files are named NN.jinja")
+        ins = Instruction(
+            id=f"bbl_{task}_unobs_{int(path.stem):02d}", benchmark="bbl", collection="unobserved",
+            task_type=info.task_type, template=path.read_text(encoding="utf-8").removesuffix("\n"),
+            provenance={"file": f"templates/unobserved/bbl/{task}/{path.name}", "bbl_task": task},
+        )
+        check_bbl_template(ins, info.task_type, task, option_counts=info.options)
+        out.append(ins)
+    return out
+
+
+def designer_instruction(task: str, text: str | None = None) -> Instruction:
+    """The task designer's instruction: its task_prefix (else description), then the input."""
+    info = task_info(task)
+    if text is None:
+        from instrobust.bbl.data import bbl_pool
+
+        text = bbl_pool(task).designer  # cached: the harness loads the same pool
+    if not text:
+        raise SourceUnavailable(f"BBL task {task!r}: its source has no task_prefix or description")
+    ins = Instruction(
+        id=f"bbl_{task}_designer_01", benchmark="bbl", collection="designer", task_type=info.task_type,
+        template=jinja_literal(text) + "\n\n" + BBL_INPUT + ANSWER_CUE,
+        provenance={"source": f"BIG-bench {task} task.json (task_prefix, else description)", "bbl_task": task},
+    )
+    check_bbl_template(ins, info.task_type, task, option_counts=info.options)
+    return ins
+
+
+def nonsensical_path(task: str) -> Path:
+    return TEMPLATES_DIR / "variants" / "bbl" / task / "nonsensical.jinja"
+
+
+def variant_spec() -> dict[str, Any]:
+    return reference_spec("bbl_variants")
+
+
+def variant_instruction(task: str, variant: str, resolver: SourceResolver | None = None) -> Instruction:
+    info = task_info(task)
+    iid = f"bbl_{task}_var_{variant}_01"
+    if variant == "nonsensical":
+        path = nonsensical_path(task)
+        if not path.is_file():
+            raise UnknownInstructionError(f"unknown instruction id {iid!r}: {path} does not exist")
+        ins = Instruction(id=iid, benchmark="bbl", collection="nonsensical", task_type=info.task_type,
+                          template=path.read_text(encoding="utf-8").removesuffix("\n"),
+                          provenance={"file": f"templates/variants/bbl/{task}/nonsensical.jinja", "bbl_task": task})
+        check_bbl_template(ins, info.task_type, task, option_counts=info.options)
+        return ins
+    spec = variant_spec().get(task, {})
+    if variant not in spec:
+        raise UnknownInstructionError(f"unknown instruction id {iid!r}: templates/observed/bbl_variants.yaml has no {task}.{variant}")
+    ref, edit = spec[variant], None
+    if "of" in ref:  # negated: the referenced variant plus one edit
+        edit, ref = ref["edit"], spec[ref["of"]]
+    files, resolver = upstream_files(), resolver or SourceResolver()
+
+    def fetch(name):
+        if name not in files:
+            raise DataError(f"templates/observed/bbl_variants.yaml ({task}.{variant}) refers to unknown source {name!r}")
+        return files[name], resolver.fetch(files[name])
+
+    where = f"bbl_variants.yaml {task}.{variant}"
+    flan = ref.get("flan") or {"key": "natinst_v2", **ref["natinst"]}
+    src, copy = fetch(flan.get("source", "flan_v2_templates"))
+    pattern = parsers.flan_patterns(copy.path, copy.fmt)[flan["key"]][flan["index"]][0]
+    _check_text(pattern, flan.get("sha256"), f"Flan PATTERNS[{flan['key']!r}][{flan['index']}]", copy)
+    prov: dict[str, Any] = {"source": f"{src.repo}@{src.commit[:12]}:{src.path}", "key": f"{flan['key']}[{flan['index']}]",
+                            "read_from": str(copy.path), "bbl_task": task, "variant": variant}
+    values = dict(FLAN_VIEWS[flan["key"]])
+    if "definition" in ref:
+        definition, dprov = niv2_definition(ref["definition"], fetch)
+        prov.update(dprov)
+        if edit and edit.get("target") == "definition":
+            definition = apply_edit(definition, edit, f"{where}: NIV2 {ref['definition']['task']} Definition")
+        values["Definition"] = jinja_literal(definition)
+    if edit and edit.get("target") == "pattern":
+        pattern = apply_edit(pattern, edit, f"{where}: Flan {flan['key']}[{flan['index']}]")
+    if edit:
+        prov["edit"] = {"target": edit.get("target"), "new": edit["new"]}
+    prelude, sentinel, parts = VARIANT_ADAPTERS.get(ref.get("adapter"), ("", None, None))
+    if ref.get("adapter") and ref["adapter"] not in VARIANT_ADAPTERS:
+        raise DataError(f"{where}: unknown adapter {ref['adapter']!r}")
+    collection = "negated" if edit else "flan2022"
+    ins = Instruction(id=iid, benchmark="bbl", collection=collection, task_type=info.task_type,
+                      template=prelude + flan_jinja(pattern, values), provenance=prov)
+    check_bbl_template(ins, info.task_type, task, input_text=sentinel, input_parts=parts, option_counts=info.options)
+    return ins
+
+
+def planned_variant_ids(task: str) -> dict[str, list[str]]:
+    """Variant -> instruction ids for one Figure-3 task (no download; designer and newly
+    collected are the task's designer and unobserved instructions)."""
+    spec = variant_spec().get(task, {})
+    out = {v: [f"bbl_{task}_var_{v}_01"] for v in ("closest", "incorrect", "negated") if v in spec}
+    out["designer"] = [f"bbl_{task}_designer_01"]
+    out["newly_collected"] = [f"bbl_{task}_unobs_{int(p.stem):02d}" for p in unobserved_files(task)]
+    if nonsensical_path(task).is_file():
+        out["nonsensical"] = [f"bbl_{task}_var_nonsensical_01"]
+    return out
+
+
+# ---- lookup ----------------------------------------------------------------------------------
+
+def get(instruction_id: str, resolver: SourceResolver | None = None) -> Instruction:
+    """One BBL instruction by id, loading only what it needs."""
+    m = _PIECE.match(instruction_id)
+    if not m:
+        raise UnknownInstructionError(
+            f"unknown instruction id {instruction_id!r}: BBL ids look like bbl_qa_obs_flan2022_01, "
+            f"bbl_<task>_unobs_01, bbl_<task>_designer_01 or bbl_<task>_var_closest_01"
+        )
+    scope, kind = m["scope"], m["kind"]
+    if kind.startswith("obs_"):
+        if scope not in BBL_TYPES:
+            raise UnknownInstructionError(f"unknown instruction id {instruction_id!r}: observed BBL ids are per "
+                                          f"task type ({', '.join(BBL_TYPES)}), e.g. bbl_qa_obs_flan2022_01")
+        instructions, skipped = observed_for_type(scope, resolver)
+        bank = InstructionBank(instructions, skipped)
+        return bank.get(instruction_id)
+    task_info(scope)  # a clear error for an unknown task
+    if kind == "unobs":
+        bank = InstructionBank(load_unobserved(scope))
+        return bank.get(instruction_id)
+    if m["n"] != "01":
+        raise UnknownInstructionError(f"unknown instruction id {instruction_id!r}: designer and variant "
+                                      f"instructions are one per task, numbered _01")
+    if kind == "designer":
+        return designer_instruction(scope)
+    return variant_instruction(scope, kind.removeprefix("var_"), resolver)
+
+
+def load_bbl_bank(resolver: SourceResolver | None = None, observed: bool = True) -> InstructionBank:
+    """Every BBL instruction that can be had; unavailable collections are listed in ``skipped``."""
+    out: list[Instruction] = []
+    skipped: dict[str, str] = {}
+    if observed:
+        for task_type in BBL_TYPES:
+            instructions, why = observed_for_type(task_type, resolver)
+            out += instructions
+            skipped.update(why)
+    for task in TASKS:
+        out += load_unobserved(task)
+        try:
+            out.append(designer_instruction(task))
+        except (SourceUnavailable, DataError) as exc:  # no task.json / hub copy here
+            skipped["designer"] = str(exc)
+    for task in VARIANT_TASKS:
+        variants = ["nonsensical"] if nonsensical_path(task).is_file() else []
+        for variant in (["closest", "incorrect", "negated"] if observed else []) + variants:
+            try:
+                out.append(variant_instruction(task, variant, resolver))
+            except SourceUnavailable as exc:
+                skipped[f"var_{variant}"] = str(exc)
+    return InstructionBank(out, skipped)

@@ -1,0 +1,2 @@
+# Entry points for the task YAMLs in this folder; the logic lives in the installed package.
+from instrobust.harness import doc_to_text, load_bbl  # noqa: F401
