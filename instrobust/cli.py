@@ -13,6 +13,7 @@ COMMANDS = {
     "demo": ("instrobust.demo", "offline demo: a small instruction-tuned model, observed vs unobserved"),
     "report": ("instrobust.report", "robustness report from lm-eval output directories"),
     "analyze": ("instrobust.analysis", "representation distances between observed/unobserved instructions"),
+    "estimate": ("instrobust.sparse.estimate", "IRT estimate of every instruction's accuracy from a sparse (_bB) run"),
 }
 
 

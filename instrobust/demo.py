@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         "--model_args", f"pretrained={model_dir},gguf_file={GGUF_FILE}",
         "--include_path", str(tasks_path()), "--tasks", ",".join(tasks),
         "--limit", str(args.limit), "--batch_size", args.batch_size, "--device", "cpu",
-        "--output_path", str(out),
+        "--output_path", str(out), "--verbosity", "ERROR",
     ]
     print("$ " + " ".join(cmd), flush=True)
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL)

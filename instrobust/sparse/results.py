@@ -1,0 +1,156 @@
+"""Read the ``--log_samples`` output of a sparse run: per task, which items it saw and how it did.
+
+A sparse task is one whose config metadata (copied by lm-eval into results_*.json) holds
+``sparse_budget``; its samples carry ``doc.item``, the item's index in the full pool.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from instrobust.errors import InstrobustError
+from instrobust.report.cells import ModelInfo
+from instrobust.report.load import find_results_files, model_from_results
+from instrobust.report.tasks import TaskInfo, classify
+from instrobust.sparse.loader import ITEM_COLUMN
+
+try:
+    import orjson as _fastjson
+
+    _loads = _fastjson.loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _loads = json.loads
+
+
+class EstimateInputError(InstrobustError):
+    """Results we cannot honestly estimate from (no samples, not sparse, an instruction with no items)."""
+
+
+@dataclass
+class SparseTask:
+    """One sparse lm-eval task (one instruction on its share of one benchmark's items)."""
+
+    model: str
+    task: str
+    instruction: str
+    info: TaskInfo
+    n_shot: int
+    design: dict  # sparse_group, sparse_budget, sparse_seed, sparse_n_items, sparse_pool_seed, sparse_members
+    items: dict[int, float]  # pool index -> score (0/1)
+    source: str
+
+
+@dataclass
+class SparseRun:
+    models: dict[str, ModelInfo]
+    tasks: list[SparseTask]
+    notes: list[str] = field(default_factory=list)
+    inputs: list[dict] = field(default_factory=list)
+
+
+def _read_samples(path: Path, task: str, metric: str = "acc") -> dict[int, float]:
+    items: dict[int, float] = {}
+    with open(path, "rb") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = _loads(line)
+            except ValueError as exc:
+                raise EstimateInputError(f"{path}:{lineno}: not valid JSON ({exc})") from None
+            if row.get("filter", "none") != "none":
+                continue
+            doc = row.get("doc") or {}
+            if ITEM_COLUMN not in doc:
+                raise EstimateInputError(
+                    f"{path}:{lineno}: the logged document has no '{ITEM_COLUMN}' field, so {task} was not run "
+                    "through a sparse (_b<B>) task of this version of instrobust")
+            value = row.get(metric)
+            if isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, (int, float)) or value not in (0, 1):
+                raise EstimateInputError(f"{path}:{lineno}: '{metric}' is {value!r}; the estimator needs 0/1 scores")
+            item = int(doc[ITEM_COLUMN])
+            if item in items:
+                raise EstimateInputError(f"{path}:{lineno}: item {item} appears twice for {task}")
+            items[item] = float(value)
+    return items
+
+
+def load_sparse(paths: list[str | Path]) -> SparseRun:
+    """Sparse tasks of every results_*.json under ``paths``; newest run wins when a task repeats."""
+    if not paths:
+        raise EstimateInputError("give at least one lm-eval output directory of a sparse run")
+    models: dict[str, ModelInfo] = {}
+    chosen: dict[tuple[str, int, str], tuple[float, SparseTask]] = {}
+    notes: list[str] = []
+    inputs: list[dict] = []
+    full_tasks: list[str] = []
+    for raw in paths:
+        files = find_results_files(Path(raw))
+        for path in files:
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                raise EstimateInputError(f"{path}: cannot read it as JSON ({exc})") from None
+            if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
+                raise EstimateInputError(f"{path}: not an lm-eval results file (no 'results' section)")
+            model = model_from_results(data, path)
+            configs = data.get("configs") or {}
+            groups = set(data.get("groups") or {}) | {g for g, s in (data.get("group_subtasks") or {}).items() if s}
+            stamp = path.stem[len("results_"):] if path.stem.startswith("results_") else None
+            date = data.get("date") if isinstance(data.get("date"), (int, float)) else path.stat().st_mtime
+            for task in data["results"]:
+                if task in groups:
+                    continue
+                config = configs.get(task) or {}
+                info = classify(task, config)
+                if info is None:
+                    continue
+                meta = config.get("metadata") or {}
+                if meta.get("sparse_budget") is None:
+                    full_tasks.append(task)
+                    continue
+                samples = path.parent / f"samples_{task}_{stamp}.jsonl" if stamp else None
+                if samples is None or not samples.is_file():
+                    raise EstimateInputError(
+                        f"{path}: no per-sample output for {task} (expected {samples.name if samples else 'samples_*'} "
+                        "next to it): rerun lm_eval with --log_samples; the estimator needs which items each "
+                        "instruction saw and whether it got them right")
+                items = _read_samples(samples, task)
+                instruction = (config.get("dataset_kwargs") or {}).get("instruction") or task
+                if not items:
+                    raise EstimateInputError(
+                        f"{samples}: instruction {instruction!r} ({task}) saw no items; its accuracy cannot be "
+                        "estimated (was the run cut short, or the budget too small for the pool?)")
+                n_shot = (data.get("n-shot") or {}).get(task)
+                if not isinstance(n_shot, int):
+                    n_shot = config.get("num_fewshot") if isinstance(config.get("num_fewshot"), int) else 0
+                design = {k: meta.get(k) for k in ("sparse_group", "sparse_budget", "sparse_seed", "sparse_n_items",
+                                                   "sparse_pool_seed", "sparse_members")}
+                st = SparseTask(model.key, task, instruction, info, n_shot, design, items, str(path))
+                key = (model.key, n_shot, task)
+                models.setdefault(model.key, model)
+                if key in chosen:
+                    notes.append(f"{task} appears in {chosen[key][1].source} and {path}; using the newer run")
+                    if date < chosen[key][0]:
+                        continue
+                chosen[key] = (date, st)
+        inputs.append({"path": str(raw), "results_files": [str(f) for f in files]})
+    tasks = [t for _, t in chosen.values()]
+    if not tasks:
+        what = (f"its {len(full_tasks)} instrobust task(s) ({', '.join(sorted(full_tasks)[:3])}"
+                f"{', ...' if len(full_tasks) > 3 else ''}) are full, not sparse" if full_tasks
+                else "it holds no instrobust tasks")
+        raise EstimateInputError(
+            f"{', '.join(map(str, paths))} is not a sparse run: {what}. Run the budgeted groups, e.g. "
+            "`--tasks mmlu_cloze_observed_flan2022_b2,mmlu_cloze_observed_p3_b2,mmlu_cloze_unobserved_b2 "
+            "--log_samples`, and use `instrobust report` for full runs")
+    if full_tasks:
+        notes.append(f"ignored {len(full_tasks)} full (non-sparse) task(s): {', '.join(sorted(full_tasks)[:5])}"
+                     + (" ..." if len(full_tasks) > 5 else ""))
+    from instrobust.report.load import _assign_labels
+
+    _assign_labels(models)
+    return SparseRun(models, tasks, notes, inputs)
