@@ -126,3 +126,20 @@ def test_bad_inputs_give_clear_errors(sparse_run, tiny_t5, tmp_path, capsys):
 def test_config_covariates_and_draws(sparse_run):
     report = build_estimated_report(load_sparse([sparse_run]), EstimateConfig(covariates=(), n_draws=50))
     assert report["estimated"]["n_draws"] == 50 and report["estimated"]["fits"][0]["covariates"] == []
+
+
+def test_report_refuses_sparse_results_instead_of_reporting_subset_accuracies(tmp_path):
+    import json
+
+    from instrobust.report.load import load_results_file
+    from instrobust.report.cells import ReportInputError
+
+    path = tmp_path / "results_2026-01-01T00-00-00.json"
+    path.write_text(json.dumps({
+        "results": {"mmlu_unobs_01_b2": {"acc,none": 0.5, "alias": "mmlu_unobs_01_b2"}},
+        "configs": {"mmlu_unobs_01_b2": {"task": "mmlu_unobs_01_b2", "metadata": {
+            "collection": "unobserved", "observed": False, "scoring": "letter", "sparse_budget": 2}}},
+        "config": {"model": "hf", "model_args": "pretrained=/tmp/tiny"},
+    }))
+    with pytest.raises(ReportInputError, match=r"mmlu_unobs_01_b2 is a sparse \(budget 2\) task.*instrobust estimate"):
+        load_results_file(path)

@@ -142,6 +142,14 @@ def load_results_file(path: Path, with_samples: bool = True) -> tuple[ModelInfo,
         if info is None:
             ignored.append(task)
             continue
+        budget = ((configs.get(task) or {}).get("metadata") or {}).get("sparse_budget")
+        if budget is not None and budget != "all":
+            # A budgeted task scored only its share of the items: its accuracy is not the
+            # instruction's benchmark accuracy, so reporting it as one would be silently wrong.
+            raise ReportInputError(
+                f"{path}: {task} is a sparse (budget {budget}) task that saw only part of the items; "
+                f"use `instrobust estimate` on this run instead of `instrobust report`"
+            )
         metric, filt, acc = _pick_metric(task, metrics, path)
         n_shot = n_shot_map.get(task)
         if not isinstance(n_shot, int):

@@ -75,7 +75,3 @@ def sparse_split(pool: datasets.Dataset, instruction: str, metadata: Mapping) ->
 
 def _fingerprint(*parts: str) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
-
-
-def is_sparse(metadata: Mapping) -> bool:
-    return metadata.get("sparse_budget") is not None
