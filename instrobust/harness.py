@@ -42,6 +42,24 @@ def _pool(split: str) -> datasets.Dataset:
     return datasets.Dataset.from_list(list(mmlu_split(split)))
 
 
+def _tag(pool: datasets.Dataset, instruction: str) -> datasets.Dataset:
+    """The pool with the task's instruction id as a column (doc_to_text reads it)."""
+    # An explicit fingerprint: otherwise `datasets` pickles the whole column to hash it,
+    # which made building a task 30x slower than the rest of lm-eval's task set-up.
+    return pool.add_column("instruction", [instruction] * len(pool),
+                           new_fingerprint=f"{pool._fingerprint}-{instruction}")
+
+
+def _finish(splits: dict, instruction: str, metadata: dict) -> datasets.DatasetDict:
+    # instrobust.sparse: a budgeted task (metadata sparse_budget) keeps its instruction's share
+    # of the test items, each tagged with its pool index (column `item`). See docs/sparse.md.
+    if metadata.get("sparse_budget") is not None:
+        from instrobust.sparse.loader import sparse_split
+
+        splits["test"] = sparse_split(splits["test"], instruction, metadata)
+    return datasets.DatasetDict(splits)
+
+
 def load_mmlu(instruction: str | None = None, **_metadata) -> datasets.DatasetDict:
     """``custom_dataset`` for MMLU tasks: the whole pool, tagged with the task's instruction."""
     if instruction is None:
@@ -59,20 +77,8 @@ def load_mmlu(instruction: str | None = None, **_metadata) -> datasets.DatasetDi
             # few-shot runs fail in the sampler for want of demonstrations.
             splits["dev"] = splits["test"].select([])
             continue
-        # An explicit fingerprint: otherwise `datasets` pickles the whole column to hash it,
-        # which made building a task 30x slower than the rest of lm-eval's task set-up.
-        splits[split] = pool.add_column(
-            "instruction", [instruction] * len(pool),
-            new_fingerprint=f"{pool._fingerprint}-{instruction}",
-        )
-    # >>> instrobust.sparse: a budgeted task (metadata sparse_budget) keeps its instruction's share
-    # of the test items, each tagged with its pool index (column `item`). See docs/sparse.md.
-    if _metadata.get("sparse_budget") is not None:
-        from instrobust.sparse.loader import sparse_split
-
-        splits["test"] = sparse_split(splits["test"], instruction, _metadata)
-    # <<< instrobust.sparse
-    return datasets.DatasetDict(splits)
+        splits[split] = _tag(pool, instruction)
+    return _finish(splits, instruction, _metadata)
 
 
 def doc_to_text(doc: dict) -> str:
@@ -112,17 +118,5 @@ def load_bbl(instruction: str | None = None, bbl_task: str | None = None, **_met
     splits = {}
     for split in ("test", "heldout"):
         pool = _bbl_split(bbl_task, split)
-        # An explicit fingerprint: otherwise `datasets` pickles the whole column to hash it,
-        # which made building a task 30x slower than the rest of lm-eval's task set-up.
-        splits[split] = pool.add_column(
-            "instruction", [instruction] * len(pool),
-            new_fingerprint=f"{pool._fingerprint}-{instruction}",
-        )
-    # >>> instrobust.sparse: a budgeted task (metadata sparse_budget) keeps its instruction's share
-    # of the test items, each tagged with its pool index (column `item`). See docs/sparse.md.
-    if _metadata.get("sparse_budget") is not None:
-        from instrobust.sparse.loader import sparse_split
-
-        splits["test"] = sparse_split(splits["test"], instruction, _metadata)
-    # <<< instrobust.sparse
-    return datasets.DatasetDict(splits)
+        splits[split] = _tag(pool, instruction)
+    return _finish(splits, instruction, _metadata)
