@@ -42,12 +42,15 @@ def _pool(split: str) -> datasets.Dataset:
     return datasets.Dataset.from_list(list(mmlu_split(split)))
 
 
-def _tag(pool: datasets.Dataset, instruction: str) -> datasets.Dataset:
-    """The pool with the task's instruction id as a column (doc_to_text reads it)."""
-    # An explicit fingerprint: otherwise `datasets` pickles the whole column to hash it,
+def _tag(pool: datasets.Dataset, instruction: str, scoring: str = "instruction") -> datasets.Dataset:
+    """The pool with the task's instruction id and scoring as columns (doc_to_text,
+    doc_to_choice and doc_to_target read them: lm-eval hands those functions the document only)."""
+    # Explicit fingerprints: otherwise `datasets` pickles the whole column to hash it,
     # which made building a task 30x slower than the rest of lm-eval's task set-up.
-    return pool.add_column("instruction", [instruction] * len(pool),
-                           new_fingerprint=f"{pool._fingerprint}-{instruction}")
+    tagged = pool.add_column("instruction", [instruction] * len(pool),
+                             new_fingerprint=f"{pool._fingerprint}-{instruction}")
+    return tagged.add_column("scoring", [scoring] * len(pool),
+                             new_fingerprint=f"{pool._fingerprint}-{instruction}-{scoring}")
 
 
 def _finish(splits: dict, instruction: str, metadata: dict) -> datasets.DatasetDict:
@@ -60,7 +63,7 @@ def _finish(splits: dict, instruction: str, metadata: dict) -> datasets.DatasetD
     return datasets.DatasetDict(splits)
 
 
-def load_mmlu(instruction: str | None = None, **_metadata) -> datasets.DatasetDict:
+def load_mmlu(instruction: str | None = None, scoring: str = "letter", **_metadata) -> datasets.DatasetDict:
     """``custom_dataset`` for MMLU tasks: the whole pool, tagged with the task's instruction."""
     if instruction is None:
         raise UnknownInstructionError("an instrobust MMLU task YAML must set dataset_kwargs.instruction")
@@ -77,12 +80,24 @@ def load_mmlu(instruction: str | None = None, **_metadata) -> datasets.DatasetDi
             # few-shot runs fail in the sampler for want of demonstrations.
             splits["dev"] = splits["test"].select([])
             continue
-        splits[split] = _tag(pool, instruction)
+        splits[split] = _tag(pool, instruction, scoring)
     return _finish(splits, instruction, _metadata)
 
 
 def doc_to_text(doc: dict) -> str:
     return render(instruction(doc["instruction"]), doc)
+
+
+def doc_to_choice(doc: dict) -> list[str]:
+    """The continuations lm-eval scores for ``doc``."""
+    if doc["instruction"].startswith("mmlu_") and doc.get("scoring") != "cloze":
+        return list(doc["letters"])
+    return list(doc["choices"])
+
+
+def doc_to_target(doc: dict) -> int:
+    """The index of the gold continuation in :func:`doc_to_choice`."""
+    return int(doc["answer"])
 
 
 def _check_fits(ins: Instruction, bbl_task: str) -> None:

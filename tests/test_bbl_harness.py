@@ -28,7 +28,7 @@ def test_load_bbl_tags_the_pool_and_checks_the_instruction(data_dir):
     ds = harness.load_bbl(instruction="bbl_bc_obs_p3_01", bbl_task="winowhy", version=1.0, collection="p3")
     pool = bbl_pool("winowhy")
     assert ds["test"].num_rows == len(pool.test) and ds["heldout"].num_rows == 5
-    assert set(ds["test"].column_names) == {"input", "choices", "letters", "answer", "task", "instruction"}
+    assert set(ds["test"].column_names) == {"input", "choices", "letters", "answer", "task", "instruction", "scoring"}
     # P3 super_glue/multirc "found_this_answer": the input has no closing question, so it is all
     # question (empty paragraph, prompt stripped); the answer under judgement is option A
     assert harness.doc_to_text(ds["test"][0]) == (
