@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from instrobust.errors import TemplateRenderError, UnknownInstructionError
 
@@ -27,9 +28,9 @@ BBL_FIELDS = ("input", "choices", "letters", "answer", "task")
 class Instruction:
     """One instruction phrasing for one benchmark.
 
-    ``template`` is Jinja source rendered over a document (see ``QA_FIELDS``). Observed
-    instructions are assembled at run time from upstream text (never stored in this repo);
-    ``provenance`` says where that text came from.
+    ``template`` is Jinja source rendered, in a sandbox, over a document (see ``QA_FIELDS``)
+    plus ``values``. Observed instructions are assembled at run time from upstream text (never
+    stored in this repo); ``provenance`` says where that text came from.
     """
 
     id: str
@@ -40,6 +41,10 @@ class Instruction:
     provenance: Mapping[str, Any] = field(default_factory=dict, compare=False)
     # promptsource templates render "prompt ||| target"; only the prompt part is kept.
     prompt_separator: str | None = None
+    # Upstream/data text (a Flan pattern's literal pieces, an NIV2 definition, an Alpaca
+    # instruction, a BIG-bench task_prefix) reaches the template only as these render-time
+    # variables, never as template source: `template` is always our own or promptsource Jinja.
+    values: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def observed(self) -> bool:
@@ -70,8 +75,10 @@ def split_question(text: str) -> tuple[str, str]:
 
 
 def _jinja_env() -> jinja2.Environment:
+    # Templates are data: a template file (ours, a user's, promptsource's) must not reach
+    # Python objects, so every template renders in the immutable sandbox.
     # keep_trailing_newline: upstream templates that end in "\n" must render as they were trained.
-    env = jinja2.Environment(
+    env = ImmutableSandboxedEnvironment(
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
     )
     # promptsource templates call these as globals; split_question serves BBL adapters.
@@ -87,21 +94,25 @@ def _compile(source: str) -> jinja2.Template:
     return _ENV.from_string(source)
 
 
-def jinja_literal(text: str) -> str:
-    """Jinja source that renders exactly ``text`` (used to embed upstream strings)."""
-    if any(tok in text for tok in ("{{", "{%", "{#", "}}", "%}", "#}")):
-        return "{% raw %}" + text + "{% endraw %}"
-    return text
-
-
 def render(instruction: Instruction, doc: Mapping[str, Any]) -> str:
-    """Render ``instruction`` over ``doc`` into the prompt the model sees.
+    """Render ``instruction`` over ``doc`` (plus ``instruction.values``) into the prompt the model sees.
 
-    Raises :class:`TemplateRenderError` naming the instruction when the template refers to a
-    field the document lacks or fails in any other way.
+    Raises :class:`TemplateRenderError` naming the instruction and its file when the template
+    refers to a field the document lacks, tries to reach outside the sandbox, or fails otherwise.
     """
+    clash = sorted(set(instruction.values) & set(doc))
+    if clash:
+        raise TemplateRenderError(
+            f"instruction {instruction.id!r} ({_where(instruction)}): its upstream values "
+            f"{', '.join(clash)} clash with document fields of the same name"
+        )
     try:
-        text = _compile(instruction.template).render(**doc)
+        text = _compile(instruction.template).render(**doc, **instruction.values)
+    except SecurityError as exc:
+        raise TemplateRenderError(
+            f"instruction {instruction.id!r} ({_where(instruction)}) was refused: it tries an "
+            f"operation templates may not do ({exc}). Templates only format the document's fields."
+        ) from None
     except jinja2.UndefinedError as exc:
         raise TemplateRenderError(
             f"instruction {instruction.id!r} ({_where(instruction)}) uses an undefined "

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from instrobust import parsers
-from instrobust.bank import Instruction, check_qa_template, jinja_literal
+from instrobust.bank import Instruction, check_qa_template
 from instrobust.errors import ChecksumError, DataError, SourceUnavailable
 from instrobust.sources import OfflineCopy, SourceResolver, UpstreamFile, sha256_text
 
@@ -93,11 +93,12 @@ class _Loader:
             raise DataError(f"templates/observed/{self.benchmark}.yaml refers to unknown source {name!r}")
         return self.files[name], self.resolver.fetch(self.files[name])
 
-    def make(self, collection: str, n: int, template: str, provenance: dict, sep=None) -> Instruction:
+    def make(self, collection: str, n: int, template: str, provenance: dict, sep=None,
+             values: dict[str, str] | None = None) -> Instruction:
         ins = Instruction(
             id=f"{self.benchmark}_obs_{collection}_{n:02d}", benchmark=self.benchmark,
             collection=collection, task_type=self.task_type, template=template,
-            provenance=provenance, prompt_separator=sep,
+            provenance=provenance, prompt_separator=sep, values=values or {},
         )
         if self.task_type == "qa":
             check_qa_template(ins)
@@ -118,12 +119,13 @@ class _Loader:
             definition = parsers.niv2_definition(dcopy.path, dcopy.fmt, d["task"])
             _check_text(definition, d.get("sha256"), f"NIV2 {d['task']} Definition", dcopy)
             for i, pattern in zip(pat["indices"], chosen):
-                template = parsers.flan_placeholders_to_jinja(
-                    pattern, {"Definition": jinja_literal(definition), "input": QA_INPUT}
+                template, values = parsers.flan_placeholders_to_jinja(
+                    pattern, {"Definition": "{{ niv2_definition }}", "input": QA_INPUT}
                 )
                 prov = {"source": f"{src.repo}@{src.commit[:12]}:{src.path}", "key": f"{pat['key']}[{i}]",
                         "definition": f"{dsrc.repo}@{dsrc.commit[:12]}:{dsrc.path}", "read_from": str(dcopy.path)}
-                out.append(self.make("flan2022", len(out) + 1, template, prov))
+                out.append(self.make("flan2022", len(out) + 1, template, prov,
+                                     values={**values, "niv2_definition": definition}))
         return out
 
     def p3(self, spec) -> list[Instruction]:
@@ -156,9 +158,10 @@ class _Loader:
             raise DataError(f"{copy.path}: only {len(picked)} entries match rule {spec['rule']!r}, need {spec['count']}")
         out = []
         for index, entry in picked:
-            template = jinja_literal(entry["instruction"].strip()) + "\n\n" + QA_INPUT + "\nAnswer:"
+            template = "{{ alpaca_instruction }}\n\n" + QA_INPUT + "\nAnswer:"
             prov = {"source": f"{src.repo}@{src.commit[:12]}:{src.path}", "entry": index, "read_from": str(copy.path)}
-            out.append(self.make("alpaca", len(out) + 1, template, prov))
+            out.append(self.make("alpaca", len(out) + 1, template, prov,
+                                 values={"alpaca_instruction": entry["instruction"].strip()}))
         return out
 
 

@@ -98,24 +98,32 @@ def flan_patterns(path: Path, fmt: str) -> dict[str, list[tuple[str, str]]]:
     raise DataError(f"{path}: unknown Flan templates format {fmt!r}")
 
 
-def flan_placeholders_to_jinja(pattern: str, values: dict[str, str]) -> str:
-    """Turn a Flan ``str.format`` pattern into Jinja source.
+def flan_placeholders_to_jinja(pattern: str, slots: dict[str, str], prefix: str = "flan") -> tuple[str, dict[str, str]]:
+    """Turn a Flan ``str.format`` pattern into (our Jinja source, values).
 
-    ``values`` maps a placeholder name to Jinja source for it (an expression or a literal).
-    An unknown placeholder is an error so a pattern never silently loses a slot.
+    ``slots`` maps a placeholder name to our own Jinja source for it (an expression over the
+    document, or a reference to a value such as ``{{ niv2_definition }}``). The pattern's literal
+    pieces never become template source: each becomes a value ``<prefix>_<k>`` that the source
+    only references, so upstream text renders verbatim whatever it holds. An unknown
+    placeholder is an error so a pattern never silently loses a slot.
     """
-    from instrobust.bank import jinja_literal
+    out, values, pos = [], {}, 0
 
-    out, pos = [], 0
+    def literal(text: str) -> None:
+        if text:
+            name = f"{prefix}_{len(values)}"
+            values[name] = text
+            out.append("{{ " + name + " }}")
+
     for m in re.finditer(r"\{(\w+)\}", pattern):
-        out.append(jinja_literal(pattern[pos:m.start()]))
+        literal(pattern[pos:m.start()])
         name = m.group(1)
-        if name not in values:
+        if name not in slots:
             raise DataError(f"Flan pattern {pattern[:60]!r} has placeholder {{{name}}} we do not map")
-        out.append(values[name])
+        out.append(slots[name])
         pos = m.end()
-    out.append(jinja_literal(pattern[pos:]))
-    return "".join(out)
+    literal(pattern[pos:])
+    return "".join(out), values
 
 
 # ---- Super-NaturalInstructions task definitions ---------------------------------------------

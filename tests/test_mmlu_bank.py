@@ -105,7 +105,8 @@ def test_template_that_drops_an_option_is_rejected(tmp_path, monkeypatch):
 
 
 def _copy_sources(data_dir: Path, tmp_path: Path) -> Path:
-    shutil.copytree(data_dir / "observed_sources", tmp_path / "observed_sources")
+    # copy_file: plain copies, writable (shared/data is read-only)
+    shutil.copytree(data_dir / "observed_sources", tmp_path / "observed_sources", copy_function=shutil.copyfile)
     return tmp_path
 
 
@@ -120,6 +121,7 @@ def test_changed_upstream_file_fails_its_checksum(data_dir, tmp_path):
 def test_changed_text_in_an_export_fails_its_text_checksum(data_dir, tmp_path):
     root = _copy_sources(data_dir, tmp_path)
     path = root / "observed_sources" / "flan_v2_templates_PATTERNS.json"
+    (root / "observed_sources" / "flan" / "v2" / "templates.py").unlink(missing_ok=True)  # else read first
     data = json.loads(path.read_text())
     data["PATTERNS"]["natinst_v2"][3][0] = data["PATTERNS"]["natinst_v2"][3][0].replace("Input", "Inputs")
     path.write_text(json.dumps(data))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from instrobust import parsers
-from instrobust.bank import Instruction, InstructionBank, check_bbl_template, jinja_literal
+from instrobust.bank import Instruction, InstructionBank, check_bbl_template
 from instrobust.bbl import BBL_TYPES, TASKS, VARIANT_TASKS, option_counts, task_info
 from instrobust.errors import DataError, SourceUnavailable, UnknownInstructionError
 from instrobust.observed import TEMPLATES_DIR, _check_text, reference_spec, select_alpaca, upstream_files
@@ -101,10 +101,12 @@ class _BBLLoader:
             raise DataError(f"templates/observed/{spec_path(self.task_type)}.yaml refers to unknown source {name!r}")
         return self.files[name], self.resolver.fetch(self.files[name])
 
-    def make(self, collection: str, n: int, template: str, provenance: dict, sep: str | None = None) -> Instruction:
+    def make(self, collection: str, n: int, template: str, provenance: dict, sep: str | None = None,
+             values: dict[str, str] | None = None) -> Instruction:
         ins = Instruction(
             id=f"bbl_{self.task_type}_obs_{collection}_{n:02d}", benchmark="bbl", collection=collection,
             task_type=self.task_type, template=template, provenance=provenance, prompt_separator=sep,
+            values=values or {},
         )
         check_bbl_template(ins, self.task_type, option_counts=option_counts(self.task_type))
         return ins
@@ -112,8 +114,8 @@ class _BBLLoader:
     def flan2022(self, blocks: list[dict]) -> list[Instruction]:
         out: list[Instruction] = []
         for block in blocks:
-            for template, prov in flan_block_templates(block, self.fetch, f"bbl_{self.task_type}"):
-                out.append(self.make("flan2022", len(out) + 1, template, prov))
+            for template, values, prov in flan_block_templates(block, self.fetch, f"bbl_{self.task_type}"):
+                out.append(self.make("flan2022", len(out) + 1, template, prov, values=values))
         return out
 
     def p3(self, refs: list[dict]) -> list[Instruction]:
@@ -130,17 +132,18 @@ class _BBLLoader:
                                                                    "read_from": str(copy.path)})
 
 
-def flan_jinja(pattern: str, values: dict[str, str]) -> str:
-    """Jinja for a Flan pattern; when a split context can be empty, the prompt's leading
+def flan_jinja(pattern: str, slots: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """(our Jinja, values) for a Flan pattern (its text only ever as values, see
+    parsers.flan_placeholders_to_jinja); when a split context can be empty, the prompt's leading
     whitespace is dropped (a pattern that opens with "{paragraph}\n\n" must not start blank)."""
-    source = parsers.flan_placeholders_to_jinja(pattern, values)
+    source, values = parsers.flan_placeholders_to_jinja(pattern, slots)
     if _CONTEXT in source:
-        return "{% set _prompt %}" + source + "{% endset %}{{ _prompt.lstrip() }}"
-    return source
+        return "{% set _prompt %}" + source + "{% endset %}{{ _prompt.lstrip() }}", values
+    return source, values
 
 
 def flan_block_templates(block: dict, fetch, where: str):
-    """(template, provenance) for one Flan block: patterns, optionally x NIV2 definitions."""
+    """(template, values, provenance) for one Flan block: patterns, optionally x NIV2 definitions."""
     pat = block["patterns"]
     src, copy = fetch(pat["source"])
     patterns = parsers.flan_patterns(copy.path, copy.fmt)
@@ -160,14 +163,14 @@ def flan_block_templates(block: dict, fetch, where: str):
     definitions = block.get("definitions")
     if not definitions:
         for i, text in chosen:
-            yield (flan_jinja(text, FLAN_VIEWS[key]),
+            yield (*flan_jinja(text, FLAN_VIEWS[key]),
                    {"source": source, "key": f"{key}[{i}]", "read_from": str(copy.path)})
         return
     for d in definitions:
         definition, dprov = niv2_definition(d, fetch)
         for i, text in chosen:
-            values = {**FLAN_VIEWS[key], "Definition": jinja_literal(definition)}
-            yield (flan_jinja(text, values),
+            template, values = flan_jinja(text, {**FLAN_VIEWS[key], "Definition": "{{ niv2_definition }}"})
+            yield (template, {**values, "niv2_definition": definition},
                    {"source": source, "key": f"{key}[{i}]", "read_from": str(copy.path), **dprov})
 
 
@@ -229,7 +232,8 @@ def alpaca_instructions(entries: list[dict], spec: dict, task_type: str, provena
     for n, (index, entry) in enumerate(picked, start=1):
         ins = Instruction(
             id=f"bbl_{task_type}_obs_alpaca_{n:02d}", benchmark="bbl", collection="alpaca", task_type=task_type,
-            template=jinja_literal(entry["instruction"].strip()) + "\n\n" + BBL_INPUT + ANSWER_CUE,
+            template="{{ alpaca_instruction }}\n\n" + BBL_INPUT + ANSWER_CUE,
+            values={"alpaca_instruction": entry["instruction"].strip()},
             provenance={**provenance, "entry": index, "rule": spec["rule"]},
         )
         check_bbl_template(ins, task_type, option_counts=option_counts(task_type))
@@ -307,7 +311,8 @@ def designer_instruction(task: str, text: str | None = None) -> Instruction:
         raise SourceUnavailable(f"BBL task {task!r}: its source has no task_prefix or description")
     ins = Instruction(
         id=f"bbl_{task}_designer_01", benchmark="bbl", collection="designer", task_type=info.task_type,
-        template=jinja_literal(text) + "\n\n" + BBL_INPUT + ANSWER_CUE,
+        # the task.json prefix is data (task.json is not pinned in data-dir mode): a value only
+        template="{{ designer_prefix }}\n\n" + BBL_INPUT + ANSWER_CUE, values={"designer_prefix": text},
         provenance={"source": f"BIG-bench {task} task.json (task_prefix, else description)", "bbl_task": task},
     )
     check_bbl_template(ins, info.task_type, task, option_counts=info.options)
@@ -354,13 +359,14 @@ def variant_instruction(task: str, variant: str, resolver: SourceResolver | None
     _check_text(pattern, flan.get("sha256"), f"Flan PATTERNS[{flan['key']!r}][{flan['index']}]", copy)
     prov: dict[str, Any] = {"source": f"{src.repo}@{src.commit[:12]}:{src.path}", "key": f"{flan['key']}[{flan['index']}]",
                             "read_from": str(copy.path), "bbl_task": task, "variant": variant}
-    values = dict(FLAN_VIEWS[flan["key"]])
+    slots, definition_value = dict(FLAN_VIEWS[flan["key"]]), {}
     if "definition" in ref:
         definition, dprov = niv2_definition(ref["definition"], fetch)
         prov.update(dprov)
         if edit and edit.get("target") == "definition":
             definition = apply_edit(definition, edit, f"{where}: NIV2 {ref['definition']['task']} Definition")
-        values["Definition"] = jinja_literal(definition)
+        slots["Definition"] = "{{ niv2_definition }}"
+        definition_value = {"niv2_definition": definition}
     if edit and edit.get("target") == "pattern":
         pattern = apply_edit(pattern, edit, f"{where}: Flan {flan['key']}[{flan['index']}]")
     if edit:
@@ -369,8 +375,9 @@ def variant_instruction(task: str, variant: str, resolver: SourceResolver | None
     if ref.get("adapter") and ref["adapter"] not in VARIANT_ADAPTERS:
         raise DataError(f"{where}: unknown adapter {ref['adapter']!r}")
     collection = "negated" if edit else "flan2022"
+    template, values = flan_jinja(pattern, slots)
     ins = Instruction(id=iid, benchmark="bbl", collection=collection, task_type=info.task_type,
-                      template=prelude + flan_jinja(pattern, values), provenance=prov)
+                      template=prelude + template, values={**values, **definition_value}, provenance=prov)
     check_bbl_template(ins, info.task_type, task, input_text=sentinel, input_parts=parts, option_counts=info.options)
     return ins
 
