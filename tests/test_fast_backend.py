@@ -144,13 +144,27 @@ BBL_OPTIONS = [" Yes", " No", " True", " False", " car", " cherry", " the cat", 
 
 
 def greedy_continuations(lm, context: str, steps=(1, 3)) -> list[str]:
-    """Continuations the model's greedy decoding produces, kept when they tokenise back exactly."""
+    """Continuations the model's greedy decoding produces, kept when they tokenise back exactly.
+
+    Greedy decoding is done with plain forward passes (the harness's notion of greedy), not
+    ``model.generate``: under transformers 5.24 + PEFT 0.21 ``generate`` drops a prefix-tuning
+    adapter's prefixes (PEFT passes ``past_key_values``, which transformers now renames to ``cache``,
+    and generate already sets ``cache``), so its tokens are the base model's, not the adapter's.
+    """
     ctx = torch.tensor([lm.tok_encode(context)])
+    ids: list[int] = []
+    with torch.no_grad():
+        for _ in range(max(steps)):
+            if lm.backend == "seq2seq":
+                dec = torch.tensor([[lm.model.config.decoder_start_token_id, *ids]])
+                logits = lm.model(input_ids=ctx, attention_mask=torch.ones_like(ctx), decoder_input_ids=dec).logits
+            else:
+                logits = lm.model(input_ids=torch.cat([ctx, torch.tensor([ids], dtype=torch.long)], dim=1)).logits
+            ids.append(int(logits[0, -1].argmax()))
     found = []
     for n in steps:
-        ids = lm.model.generate(input_ids=ctx, max_new_tokens=n, min_new_tokens=n, do_sample=False)[0, 1:].tolist()
-        text = lm.tokenizer.decode(ids)
-        if lm.tok_encode(text, add_special_tokens=False) == ids:
+        text = lm.tokenizer.decode(ids[:n])
+        if lm._encode_pair(context, text)[1] == ids[:n]:
             found.append(text)
     return found
 
