@@ -1,0 +1,151 @@
+"""The paper's own instruction set: collection ``paper``, read at run time from the authors' code.
+
+Sun, Shaib & Wallace released their unobserved instructions and Figure-3 variants inside their
+evaluation code, InstructionEval (github jiudingsun01/InstructionEval, pinned commit). That
+repository states no licence, so none of its text is stored here: ``templates/observed/paper.yaml``
+pins which methods and list entries we read (sha256 per file and per text piece), and this
+package reads them from the pinned files with ``ast`` (see :mod:`instrobust.paper.configs`),
+through the same resolver as the observed collections (offline directory, cache, pinned URL).
+
+Each instruction renders the prompt their code builds for an item (their template, their
+option lettering and separators), as our Jinja over an instrobust document with every piece
+of their text passed as a value. The collection is unobserved for every model. Ids, sets and
+groups: :mod:`instrobust.paper.ids`; user docs: docs/paper-collection.md.
+"""
+from __future__ import annotations
+
+import functools
+import re
+
+from instrobust.bank import Instruction
+from instrobust.errors import DataError, SourceUnavailable, UnknownInstructionError
+from instrobust.paper.ids import is_paper_id, make_id, parse_id
+
+__all__ = ["get", "load_paper", "planned_ids", "planned_groups", "is_paper_id"]
+
+
+def _number(entry: dict) -> int:
+    if "index" in entry:
+        return entry["index"] + 1
+    return int(re.sub(r"\D", "", entry["method"]))
+
+
+def _sets(benchmark: str, task: str | None = None):
+    """(set name, block, task) for every pinned set of ``benchmark`` (one task if given)."""
+    from instrobust.paper.load import spec
+
+    pins = spec().get(benchmark, {})
+    if benchmark == "mmlu":
+        for name, block in pins.items():
+            yield name, block, None
+        return
+    for t, sets in pins.items():
+        if task is None or t == task:
+            for name, block in sets.items():
+                yield name, block, t
+
+
+def planned_ids(benchmark: str) -> list[str]:
+    """Every paper id of ``benchmark`` ("mmlu" or "bbl"), from the pins alone (no upstream file)."""
+    return [make_id(benchmark, name, _number(e), task)
+            for name, block, task in _sets(benchmark) for e in block.get("methods", block.get("entries", []))]
+
+
+def planned_groups(benchmark: str) -> dict[str, list[str]]:
+    """Group name -> ids, for the task generator: ``mmlu_paper`` (their 20 general ones),
+    ``mmlu_paper_specific``, ``mmlu_paper_alpaca``; ``bbl_<task>_paper`` and
+    ``bbl_<task>_paper_newly`` (Figure 3)."""
+    out: dict[str, list[str]] = {}
+    for name, block, task in _sets(benchmark):
+        scope = f"bbl_{task}" if task else benchmark
+        group = f"{scope}_paper" + (f"_{name}" if name not in ("general", "unobserved") else "")
+        out[group] = [make_id(benchmark, name, _number(e), task) for e in block.get("methods", block.get("entries", []))]
+    return out
+
+
+def _build(reader, benchmark: str, name: str, block: dict, entry: dict, task: str | None) -> Instruction:
+    """One pinned entry as a checked Instruction (the prompt shows the question and every option)."""
+    from instrobust.bbl import task_info
+    from instrobust.paper import load
+
+    iid = make_id(benchmark, name, _number(entry), task)
+    if benchmark == "mmlu":
+        kw = dict(benchmark="mmlu", task_type="qa", question_var="question")
+        if name == "alpaca":
+            return load.alpaca_set(reader, block, iid, entry, **kw)
+        return load.template_set(reader, block, iid, entry, **kw)
+    return load.template_set(reader, block, iid, entry, benchmark="bbl", task_type=task_info(task).task_type,
+                             question_var="input", bbl_task=task)
+
+
+def _refusal(block: dict, number: int) -> str | None:
+    for r in block.get("refused", []):
+        if int(re.sub(r"\D", "", r["method"])) == number:
+            return r["reason"]
+    return None
+
+
+def _locate(instruction_id: str) -> tuple:
+    """(benchmark, set name, block, entry, task) of a pinned paper id; a clear error otherwise."""
+    parsed = parse_id(instruction_id)
+    if parsed is None:
+        raise UnknownInstructionError(f"unknown instruction id {instruction_id!r}: not a paper id "
+                                      f"(mmlu_paper_NN, bbl_<task>_paper_NN; see docs/paper-collection.md)")
+    benchmark, set_name, number, task = parsed
+    if task is not None:
+        from instrobust.bbl import task_info
+
+        try:
+            task_info(task)
+        except DataError as exc:
+            raise UnknownInstructionError(f"unknown instruction id {instruction_id!r}: {exc}") from None
+    for name, block, t in _sets(benchmark, task):
+        if name != set_name:
+            continue
+        for entry in block.get("methods", block.get("entries", [])):
+            if _number(entry) == number:
+                return benchmark, name, block, entry, t
+        why = _refusal(block, number)
+        if why:
+            raise UnknownInstructionError(f"instruction {instruction_id!r} is not available: {why}")
+    prefix = instruction_id.rsplit("_", 1)[0] + "_"
+    known = [i for i in planned_ids(benchmark) if i.startswith(prefix)]
+    hint = f" (this set has {known[0]} .. {known[-1]})" if known else ""
+    raise UnknownInstructionError(f"unknown instruction id {instruction_id!r}{hint}")
+
+
+def get(instruction_id: str, resolver=None) -> Instruction:
+    """One paper instruction by id, reading only the file it lives in."""
+    if resolver is None:
+        return _get_cached(instruction_id)
+    from instrobust.paper.load import Reader
+
+    return _build(Reader(resolver), *_locate(instruction_id))
+
+
+@functools.lru_cache(maxsize=1024)
+def _get_cached(instruction_id: str) -> Instruction:
+    return _build(_reader(), *_locate(instruction_id))
+
+
+@functools.lru_cache(maxsize=1)
+def _reader():
+    from instrobust.paper.load import Reader
+
+    return Reader()
+
+
+def load_paper(benchmark: str, resolver=None) -> tuple[list[Instruction], dict[str, str]]:
+    """Every paper instruction of ``benchmark`` and, when the files cannot be had, why not
+    (``{"paper": reason}``; the collection is then skipped, never faked)."""
+    from instrobust.paper.load import Reader
+
+    reader = Reader(resolver) if resolver is not None else _reader()
+    out = []
+    try:
+        for name, block, task in _sets(benchmark):
+            for entry in block.get("methods", block.get("entries", [])):
+                out.append(_build(reader, benchmark, name, block, entry, task))
+    except SourceUnavailable as exc:
+        return [], {"paper": str(exc)}
+    return out, {}

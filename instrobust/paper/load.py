@@ -1,0 +1,160 @@
+"""Build the ``paper`` collection from the pins in templates/observed/paper.yaml.
+
+Every file is fetched through :class:`~instrobust.sources.SourceResolver` (offline directory,
+cache, pinned raw URL) and checked against its sha256; every template, Alpaca instruction and
+helper we read is checked against its own sha256 before it is used.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from instrobust.bank import Instruction, check_bbl_template, check_qa_template
+from instrobust.errors import ChecksumError, DataError
+from instrobust.observed import TEMPLATES_DIR, upstream_files
+from instrobust.paper import configs, formats
+from instrobust.sources import OfflineCopy, SourceResolver, UpstreamFile, sha256_text
+
+SPEC_PATH = TEMPLATES_DIR / "observed" / "paper.yaml"
+ANCHOR = "instructioneval"  # templates/observed/sources.yaml: repo, commit, licence, offline root
+
+
+@functools.lru_cache(maxsize=1)
+def spec() -> dict[str, Any]:
+    if not SPEC_PATH.is_file():
+        raise DataError(f"{SPEC_PATH} is missing (the pins of the paper collection)")
+    return yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
+
+
+def piece_digest(prompt: configs.MethodPrompt) -> str:
+    """sha256 of one method's text: its template and its question edits."""
+    return sha256_text("\x00".join([prompt.template, *[x for edit in prompt.edits for x in edit]]))
+
+
+def upstream_file(path: str, sha256: str | None) -> UpstreamFile:
+    """One InstructionEval file, pinned like the anchor entry (same repo, commit, offline root)."""
+    anchor = upstream_files().get(ANCHOR)
+    if anchor is None:
+        raise DataError(f"templates/observed/sources.yaml has no {ANCHOR!r} entry (the InstructionEval pin)")
+    root = anchor.offline[0].relpath.rsplit("/", 1)[0] if anchor.offline else ANCHOR
+    return dataclasses.replace(anchor, name=f"{ANCHOR}:{path}", path=path, fmt="instructioneval_config",
+                               sha256=sha256, offline=(OfflineCopy(f"{root}/{path}"),))
+
+
+class Reader:
+    """Fetches pinned files once and reads verified pieces out of them."""
+
+    def __init__(self, resolver: SourceResolver | None = None):
+        self.resolver = resolver or SourceResolver()
+        self.files = spec()["files"]
+        self._copies: dict[str, Path] = {}
+
+    def path(self, rel: str) -> Path:
+        if rel not in self._copies:
+            if rel not in self.files:
+                raise DataError(f"{SPEC_PATH}: file {rel!r} is used but not pinned under files:")
+            self._copies[rel] = self.resolver.fetch(upstream_file(rel, self.files[rel])).path
+        return self._copies[rel]
+
+    def check(self, text: str, expected: str, what: str) -> None:
+        got = sha256_text(text)
+        if got != expected:
+            raise ChecksumError(f"{what}: sha256 {got}, pinned {expected}: the upstream text changed")
+
+    def helper(self, ref: dict) -> formats.HelperPlan:
+        path = self.path(ref["file"])
+        where = f"{ref['file']}: {ref['class']}.{ref['method']}"
+        self.check(configs.source_of(path, ref["class"], ref["method"]), ref["sha256"], where)
+        return formats.read_helper(path, ref["class"], ref["method"])
+
+    def prompt(self, block: dict, entry: dict) -> configs.MethodPrompt:
+        path = self.path(block["file"])
+        prompt = configs.method_prompt(path, block["class"], entry["method"])
+        self.check_piece(prompt, entry["sha256"], f"{block['file']}: {block['class']}.{entry['method']}")
+        return prompt
+
+    def check_piece(self, prompt: configs.MethodPrompt, expected: str, what: str) -> None:
+        got = piece_digest(prompt)
+        if got != expected:
+            raise ChecksumError(f"{what}: sha256 {got}, pinned {expected}: the upstream text changed")
+
+
+def make(answer_space: str, **kw) -> Instruction:
+    """An Instruction carrying its answer space (on the dataclass once it has the field)."""
+    kw["provenance"] = {**kw["provenance"], "answer_space": answer_space}
+    if "answer_space" in {f.name for f in dataclasses.fields(Instruction)}:
+        kw["answer_space"] = answer_space
+    return Instruction(collection="paper", **kw)
+
+
+def _provenance(reader: Reader, block: dict, **extra) -> dict:
+    anchor = upstream_files()[ANCHOR]
+    return {"source": f"{anchor.repo}@{anchor.commit[:12]}:{block['file']}", "class": block["class"],
+            "read_from": str(reader.path(block["file"])), **extra}
+
+
+def build(prompt: configs.MethodPrompt, plan: formats.HelperPlan, iid: str, *, benchmark: str, task_type: str,
+          question_var: str, provenance: dict, bbl_task: str | None = None, where: str = "") -> Instruction:
+    """One ``unobservedN`` method as a checked instruction: it shows the question (or the
+    pieces of it the helper splits out) and every option, and never the answer."""
+    if prompt.options_override:
+        plan = dataclasses.replace(plan, answer_space="options")
+    template, values = formats.to_jinja(prompt.template, plan, question_var, prompt.edits, where)
+    prov = dict(provenance)
+    if bbl_task:
+        prov["bbl_task"] = bbl_task
+    if plan.n_options:
+        prov["n_options"] = plan.n_options  # their helper unpacks exactly this many options
+    ins = make(plan.answer_space, id=iid, benchmark=benchmark, task_type=task_type, template=template,
+               values=values, provenance=prov)
+    if benchmark == "mmlu":
+        check_qa_template(ins)
+        return ins
+    from instrobust.bbl import task_info
+
+    sentinel, parts = formats.sentinel_input(prompt.template, plan)
+    check_bbl_template(ins, task_type, bbl_task, input_text=sentinel, input_parts=parts,
+                       option_counts=(plan.n_options,) if plan.n_options else task_info(bbl_task).options)
+    return ins
+
+
+def template_set(reader: Reader, block: dict, iid: str, entry: dict, **kw) -> Instruction:
+    """One pinned ``unobservedN`` method (MMLU general/specific, a BBL task, Adv)."""
+    prompt = reader.prompt(block, entry)
+    plan = reader.helper(block["helpers"][prompt.helper])
+    prov = _provenance(reader, block, method=entry["method"], their_id=entry.get("their_id"))
+    return build(prompt, plan, iid, provenance=prov, where=f"{block['file']}: {block['class']}.{entry['method']}", **kw)
+
+
+def alpaca_set(reader: Reader, block: dict, iid: str, entry: dict, *, benchmark: str, task_type: str,
+               question_var: str) -> Instruction:
+    """One entry of a ``_UNOBSERVED_ALPACA_INSTRUCTIONS`` list in their Alpaca prompt."""
+    path = reader.path(block["file"])
+    items = configs.class_str_list(path, block["class"], block["list"])
+    if entry["index"] >= len(items):
+        raise DataError(f"{block['file']}: {block['class']}.{block['list']} has {len(items)} entries, "
+                        f"pinned index {entry['index']}")
+    instruction = items[entry["index"]]
+    reader.check(instruction, entry["sha256"], f"{block['file']}: {block['list']}[{entry['index']}]")
+    wrap, inner = block["wrapper"], block["input"]
+    wrap_text = configs.format_receiver(reader.path(wrap["file"]), wrap["class"], wrap["method"], wrap["target"])
+    inner_text = configs.format_receiver(reader.path(inner["file"]), inner["class"], inner["method"], inner["target"])
+    reader.check(wrap_text, wrap["sha256"], f"{wrap['file']}: {wrap['class']}.{wrap['method']}")
+    reader.check(inner_text, inner["sha256"], f"{inner['file']}: {inner['class']}.{inner['method']}")
+    # alpaca_multiple_choice: "Question: {question}{_options}", _options = "\n(L) text" per option
+    inner_plan = formats.HelperPlan("alpaca_multiple_choice", fields={"question": ("item", "question"),
+                                                                       "_options": ("loop", "_options")})
+    inner_src, inner_values = formats.to_jinja(inner_text, inner_plan, question_var, (), inner["method"],
+                                               prefix="paper_input")
+    wrap_plan = formats.HelperPlan("alpaca_template_with_input",
+                                   fields={"instruction": ("value", "paper_instruction"), "input": ("jinja", inner_src)})
+    template, values = formats.to_jinja(wrap_text, wrap_plan, question_var, (), wrap["method"])
+    prov = _provenance(reader, block, list=block["list"], index=entry["index"], their_id=entry.get("their_id"))
+    ins = make("letters", id=iid, benchmark=benchmark, task_type=task_type, template=template,
+               values={**values, **inner_values, "paper_instruction": instruction}, provenance=prov)
+    check_qa_template(ins)
+    return ins

@@ -1,0 +1,125 @@
+"""Write templates/observed/paper.yaml: the pins of the paper collection (no upstream text).
+
+Run by a maintainer against the offline copy of InstructionEval at the pinned commit:
+
+    INSTROBUST_DATA_DIR=../shared/data python scripts/pin_paper.py
+
+It records, for each set of instructions, the config file and class, every method or list
+entry we read with the sha256 of its text, the helpers that format them (sha256 of their
+source), and the methods we refuse with the reason. Only names, numbers and hashes are written.
+"""
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import yaml
+
+from instrobust.bbl import TASKS
+from instrobust.errors import DataError, TemplateRenderError
+from instrobust.paper import configs, formats, load
+from instrobust.paper.ids import ADV_FILES, BBL_FILES, MMLU_SETS, make_id
+from instrobust.sources import data_dir_from_env, sha256_file, sha256_text
+
+PREPROCESSOR = "configs/preprocessor.py"
+
+
+def first_class(path: Path) -> str:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return next(n.name for n in tree.body if isinstance(n, ast.ClassDef))
+
+
+def helper_ref(root: Path, rel: str, cls: str, name: str) -> dict:
+    """Where ``self.<name>`` is defined: the class itself, else their base Preprocessor."""
+    try:
+        configs.find_method(root / rel, cls, name)
+    except DataError:
+        rel, cls = PREPROCESSOR, "Preprocessor"
+    return {"file": rel, "class": cls, "method": name,
+            "sha256": sha256_text(configs.source_of(root / rel, cls, name))}
+
+
+def method_block(root: Path, rel: str, methods: list[tuple[str, str]], set_name: str,
+                 task: str | None) -> tuple[dict, set[str]]:
+    cls = first_class(root / rel)
+    block = {"file": rel, "class": cls, "helpers": {}, "methods": [], "refused": []}
+    used = {rel}
+    for method, their_id in methods:
+        try:
+            prompt = configs.method_prompt(root / rel, cls, method)
+            ref = helper_ref(root, rel, cls, prompt.helper)
+            plan = formats.read_helper(root / ref["file"], ref["class"], prompt.helper)
+            kw = dict(benchmark="mmlu", task_type="qa", question_var="question") if task is None else \
+                dict(benchmark="bbl", task_type=TASKS[task].task_type, question_var="input", bbl_task=task)
+            iid = make_id("bbl" if task else "mmlu", set_name, int(method.removeprefix("unobserved")), task)
+            load.build(prompt, plan, iid, provenance={}, where=f"{rel}: {cls}.{method}", **kw)
+        except (DataError, TemplateRenderError) as exc:
+            block["refused"].append({"method": method, "their_id": their_id,
+                                     "reason": str(exc).replace(str(root) + "/", "")})
+            continue
+        block["helpers"][prompt.helper] = ref
+        used.add(ref["file"])
+        block["methods"].append({"method": method, "their_id": their_id, "sha256": load.piece_digest(prompt)})
+    return block, used
+
+
+def alpaca_block(root: Path, rel: str) -> dict:
+    cls = first_class(root / rel)
+    items = configs.class_str_list(root / rel, cls, "_UNOBSERVED_ALPACA_INSTRUCTIONS")
+    tpl = "configs/processors/Alpaca_templates.py"
+
+    def receiver(method, target):
+        text = configs.format_receiver(root / tpl, "AlpacaTemplates", method, target)
+        return {"file": tpl, "class": "AlpacaTemplates", "method": method, "target": target, "sha256": sha256_text(text)}
+
+    return {"file": rel, "class": cls, "list": "_UNOBSERVED_ALPACA_INSTRUCTIONS",
+            "wrapper": receiver("alpaca_template_with_input", "input_text"),
+            "input": receiver("alpaca_multiple_choice", "inputs"),
+            # their ids Alpaca/Unobserved/N index the list at N - 1
+            "entries": [{"index": i, "their_id": f"Alpaca/Unobserved/{i + 1}", "sha256": sha256_text(t)}
+                        for i, t in enumerate(items)]}
+
+
+def main() -> int:
+    data = data_dir_from_env()
+    if data is None:
+        print("set INSTROBUST_DATA_DIR to a folder holding observed_sources/instructioneval/", file=sys.stderr)
+        return 2
+    root = data / "observed_sources" / "instructioneval"
+    used = {"configs/processors/Alpaca_templates.py"}
+    out = {"mmlu": {}, "bbl": {}}
+    for name, (rel, count) in MMLU_SETS.items():
+        methods = [(f"unobserved{n}", f"MMLU/Unobserved/{n}") for n in range(1, count + 1)]
+        out["mmlu"][name], files = method_block(root, rel, methods, name, None)
+        used |= files
+    out["mmlu"]["alpaca"] = alpaca_block(root, MMLU_SETS["general"][0])
+    for task, rel in BBL_FILES.items():
+        methods = [(f"unobserved{n}", f"BBL/Unobserved/{n}") for n in range(1, 11)]
+        out["bbl"].setdefault(task, {})["unobserved"], files = method_block(root, rel, methods, "unobserved", task)
+        used |= files
+    for task, rel in ADV_FILES.items():
+        methods = [(f"unobserved{n}", f"BBL/Unobserved/{n}") for n in range(1, 6)]
+        out["bbl"].setdefault(task, {})["newly"], files = method_block(root, rel, methods, "newly", task)
+        used |= files
+    pins = {"files": {rel: sha256_file(root / rel) for rel in sorted(used)}, **out}
+    header = ("# The paper collection: which pieces of the authors' InstructionEval configs we read (pinned\n"
+              "# by sha256; their text is read at run time, never stored here). Written by\n"
+              "# scripts/pin_paper.py from the offline copy; see docs/paper-collection.md.\n")
+    load.SPEC_PATH.write_text(header + yaml.safe_dump(pins, sort_keys=False, width=110), encoding="utf-8")
+    n = sum(len(b.get("methods", b.get("entries", []))) for s in out.values() for b in _blocks(s))
+    r = sum(len(b.get("refused", [])) for s in out.values() for b in _blocks(s))
+    print(f"pinned {n} instructions ({r} refused) from {len(used)} files in {load.SPEC_PATH}")
+    return 0
+
+
+def _blocks(sets: dict):
+    for value in sets.values():
+        if "file" in value:
+            yield value
+        else:
+            yield from value.values()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
