@@ -7,7 +7,6 @@ arithmetic on the accuracies we wrote.
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 import sys
@@ -24,7 +23,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "report"
 sys.path.insert(0, str(FIXTURES))
 from lmeval_files import write_run  # noqa: E402
 
-OBS = {"mmlu_obs_flan2022_01": 0.48, "mmlu_obs_flan2022_02": 0.50, "mmlu_obs_p3_01": 0.46}
+OBS = {"mmlu_obs_flan2022_01": 0.48, "mmlu_obs_flan2022_02": 0.50}  # observed by Flan-T5 (trained on Flan 2022)
+OTHER = {"mmlu_obs_p3_01": 0.46}  # P3: a collection Flan-T5 was not trained on
 UNOBS = {"mmlu_unobs_01": 0.44, "mmlu_unobs_02": 0.47}
 
 
@@ -82,25 +82,30 @@ def test_classify_rejects_foreign_tasks_and_knows_all_bbl_lite():
 # --- exact arithmetic ----------------------------------------------------------------------------
 
 def test_table3_numbers_and_paper_reference(tmp_path):
-    write_run(tmp_path / "runs", "google/flan-t5-xl", {**OBS, **UNOBS})
+    write_run(tmp_path / "runs", "google/flan-t5-xl", {**OBS, **OTHER, **UNOBS})
     report = make_report([tmp_path / "runs"], tmp_path / "out", ReportConfig(n_boot=500))
     row = _row(report, "google/flan-t5-xl", "MMLU")
     obs, unobs = np.array(list(OBS.values())), np.array(list(UNOBS.values()))
+    assert row["observed_collections"] == ["flan2022"]
     assert row["observed"]["mean"] == pytest.approx(obs.mean())
     assert row["observed"]["std"] == pytest.approx(obs.std())
     assert row["unobserved"]["mean"] == pytest.approx(unobs.mean())
+    assert row["other"]["p3"]["mean"] == pytest.approx(0.46)  # its own row, never pooled into "observed"
     assert row["delta"] == pytest.approx(unobs.mean() - obs.mean())
-    assert row["observed"]["worst_instruction"] == "mmlu_obs_p3_01"
+    assert row["observed"]["worst_instruction"] == "mmlu_obs_flan2022_01"
     assert row["observed"]["cps"] == pytest.approx((1 - (0.50 - obs.mean())) * 0.50)
     # no samples: CI over instructions only, and the report says so
-    assert row["delta_ci"]["method"] == "instructions"
+    assert row["delta_ci"]["method"] == "instructions" and row["delta_ci"]["kind"] == "bootstrap"
+    assert "over instructions" in row["delta_ci"]["description"]
     assert row["delta_ci"]["low"] <= row["delta"] <= row["delta_ci"]["high"]
     assert "--log_samples" in row["delta_ci_note"]
     assert row["reference"]["model"] == "Flan-T5-XL"
     assert row["reference"]["observed_mean"] == pytest.approx(0.481)
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "Paper (Flan-T5-XL): obs / unobs / Δ | 48.1 / 47.5 / ↓ 0.6" in md
-    assert f"{100 * obs.mean():.1f} ± {100 * obs.std():.1f} (n=3)" in md
+    assert "Paper (Flan-T5-XL, observed = Flan 2022): obs / unobs / Δ | 48.1 / 47.5 / ↓ 0.6" in md
+    assert f"| Observed (Flan 2022) | {100 * obs.mean():.1f} ± {100 * obs.std():.1f} (n=2)" in md
+    assert "| P3 (not trained on) | 46.0 (n=1)" in md
+    assert "Intervals (95%, bootstrap): percentile bootstrap over instructions" in md
     assert f"↓ {100 * (obs.mean() - unobs.mean()):.1f}" in md
     assert "average those accuracies over instructions" in md
 
@@ -130,29 +135,34 @@ def test_samples_give_pss_and_two_way_ci(tmp_path):
     b = [1, 1, 1, 0, 0, 1, 0, 1]
     c = [0, 0, 1, 0, 0, 1, 0, 0]
     d = [0, 1, 1, 0, 0, 0, 0, 1]
-    write_run(tmp_path / "runs", "google/flan-t5-xl", {"mmlu_obs_p3_01": a, "mmlu_obs_p3_02": b,
-                                                      "mmlu_unobs_01": c, "mmlu_unobs_02": d})
+    write_run(tmp_path / "runs", "bigscience/T0_3B", {"mmlu_obs_p3_01": a, "mmlu_obs_p3_02": b,
+                                                     "mmlu_unobs_01": c, "mmlu_unobs_02": d})
     report = make_report([tmp_path / "runs"], tmp_path / "out", ReportConfig(n_boot=1000), figures=False)
-    row = _row(report, "google/flan-t5-xl", "MMLU")
+    row = _row(report, "bigscience/T0_3B", "MMLU")
+    assert row["observed_collections"] == ["p3"] and row["reference"]["observed_n"] == 13
     assert row["observed"]["pss"] == pytest.approx(np.mean(np.abs(np.array(a) - np.array(b))))
     assert row["unobserved"]["pss"] == pytest.approx(np.mean(np.abs(np.array(c) - np.array(d))))
     assert row["delta_ci"]["method"] == "items+instructions" and row["delta_ci_note"] is None
     assert row["delta_ci"]["low"] < row["delta"] < row["delta_ci"]["high"]
-    # the lm_eval_tasks group YAMLs plan more instructions than these two per side
+    # the generated task YAMLs plan more instructions than these two per side
     assert all(re.fullmatch(r"(un)?observed: 2 of \d+ planned task-instruction pairs", p) for p in row["partial"])
 
 
-def test_adapter_vs_base_mcnemar_and_changes(tmp_path):
-    base = {"mmlu_obs_p3_01": [1, 1, 0, 0, 1, 0], "mmlu_unobs_01": [0, 1, 0, 0, 1, 0]}
-    adapted = {"mmlu_obs_p3_01": [1, 1, 1, 0, 1, 0], "mmlu_unobs_01": [1, 1, 1, 0, 0, 1]}
+def test_adapter_vs_base_cluster_test_and_changes(tmp_path):
+    base = {"mmlu_obs_flan2022_01": [1, 1, 0, 0, 1, 0], "mmlu_unobs_01": [0, 1, 0, 0, 1, 0]}
+    adapted = {"mmlu_obs_flan2022_01": [1, 1, 1, 0, 1, 0], "mmlu_unobs_01": [1, 1, 1, 0, 0, 1]}
     write_run(tmp_path / "base", "google/flan-t5-xl", base)
     write_run(tmp_path / "peft", "google/flan-t5-xl", adapted, peft="/ckpt/prefix-kl", stamp="2026-01-02T00-00-00.1")
     report = make_report([tmp_path / "base", tmp_path / "peft"], tmp_path / "out", ReportConfig(n_boot=500),
                          figures=False)
     (cmp,) = report["comparisons"]
     assert cmp["base_label"] == "google/flan-t5-xl" and cmp["adapter_label"] == "google/flan-t5-xl + prefix-kl"
-    # pairs (item, instruction): base-only correct = 1 (unobs item 4); adapter-only = 1 (obs 2) + 3 (unobs 0, 2, 5)
-    assert cmp["mcnemar"]["base_only_correct"] == 1 and cmp["mcnemar"]["other_only_correct"] == 4
+    # per item, adapter - base averaged over the 2 instructions: [.5, 0, 1, 0, -.5, .5]; items flip as clusters
+    test = cmp["test"]
+    assert "sign-flip" in test["test"] and test["n_items"] == 6
+    assert test["statistic"] == pytest.approx(1.5 / 6)
+    # exact p: sign patterns of the nonzero |d| = (.5, 1, .5, .5) with |sum| >= 1.5: 8 of 16
+    assert test["p_value"] == pytest.approx(8 / 16, abs=0.015)
     assert cmp["acc_change"] == pytest.approx((4 / 6 + 4 / 6) / 2 - (3 / 6 + 2 / 6) / 2)
     assert cmp["delta_change"] == pytest.approx((4 / 6 - 4 / 6) - (2 / 6 - 3 / 6))
     assert cmp["delta_change_ci"]["low"] <= cmp["delta_change"] <= cmp["delta_change_ci"]["high"]
@@ -168,13 +178,13 @@ def test_full_report_sections_figures_and_schema(tmp_path):
         tasks |= {"bbl_strategyqa_obs_flan2022_01": base + 0.2, "bbl_strategyqa_obs_alpaca_01": base + 0.18,
                   "bbl_strategyqa_unobs_01": base + 0.1, "bbl_strategyqa_unobs_02": base + 0.12}
         write_run(runs / "zero", model, tasks, stamp=model[-3:])
-    write_run(runs / "one", "google/flan-t5-xl", {"mmlu_obs_p3_01_1shot": 0.5, "mmlu_unobs_01_1shot": 0.45},
+    write_run(runs / "one", "google/flan-t5-xl", {"mmlu_obs_flan2022_01_1shot": 0.5, "mmlu_unobs_01_1shot": 0.45},
               n_shot=1, stamp="one")
     variants = {f"bbl_{task}_{v}_01": acc + shift for v, acc in
                 (("var_closest", 0.7), ("var_incorrect", 0.6), ("var_negated", 0.55), ("designer", 0.5),
                  ("unobs", 0.45), ("var_nonsensical", 0.3))
                 for task, shift in (("crash_blossom", 0.0), ("conceptual_combinations", 0.1))}
-    variants["bbl_conceptual_combinations_obs_p3_01"] = 0.65  # a BBL Lite task: its regular cells are Table 3's
+    variants["bbl_conceptual_combinations_obs_flan2022_01"] = 0.65  # a BBL Lite task: its regular cells are Table 3's
     write_run(runs / "variants", "google/flan-t5-xl", variants, stamp="var")
     out = tmp_path / "out"
     assert main([str(runs), "--out", str(out), "--bootstrap", "300", "--seed", "1"]) == 0
@@ -195,10 +205,11 @@ def test_full_report_sections_figures_and_schema(tmp_path):
     assert report["variants"][0]["mean"] == pytest.approx(0.75)  # (0.7 + 0.8) / 2 over the two benchmarks
     assert report["variants"][0]["n_benchmarks"] == 2 and report["variants"][0]["observed"]
     assert not report["variants"][2]["observed"]  # negated
-    colls = {(r["label"], r["category"], r["collection"]): r for r in report["collections"]}
+    colls = {(r["label"], r["category"], r["collection"]): r for r in report["collections"] if r["n_shot"] == 0}
     assert colls[("google/flan-t5-xl", "MMLU", "flan2022")]["summary"]["mean"] == pytest.approx(0.485)
     tasks = {(r["label"], r["benchmark"]): r for r in report["tasks"] if r["n_shot"] == 0}
-    assert tasks[("google/flan-t5-small", "strategyqa")]["delta"] == pytest.approx(0.11 - 0.19)
+    # Flan-T5 observed Flan 2022 only: the Alpaca instruction is not part of its observed mean
+    assert tasks[("google/flan-t5-small", "strategyqa")]["delta"] == pytest.approx(0.11 - 0.20)
     (rank_mmlu,) = [r for r in report["rankings"] if r["category"] == "MMLU" and r["n_shot"] == 0]
     assert rank_mmlu["mean_tau"] == pytest.approx(1.0)  # every instruction ranks small < base < xl
     sizes = [m["size"] for m in report["models"]]
@@ -227,7 +238,7 @@ def test_summary_functions_take_plain_dicts():
 
     s = summarize({"i1": 0.2, "i2": 0.4})
     assert s.mean == pytest.approx(0.3) and s.spread == pytest.approx(0.2)
-    models = {"m": ModelInfo(key="m", label="m", pretrained="m")}
+    models = {"m": ModelInfo(key="m", label="m", pretrained="bigscience/T0_3B")}  # trained on P3
     cells = [Cell(model="m", task=f"mmlu_unobs_0{i}", benchmark="mmlu", category="MMLU", collection="unobserved",
                   observed=False, acc=a, estimated={"method": "irt", "budget": 50}) for i, a in ((1, 0.3), (2, 0.5))]
     cells.append(Cell(model="m", task="mmlu_obs_p3_01", benchmark="mmlu", category="MMLU", collection="p3",
@@ -266,7 +277,7 @@ def test_foreign_task_set_is_rejected_or_listed(tmp_path):
 
 
 def test_missing_categories_are_marked_partial_never_zero(tmp_path):
-    write_run(tmp_path / "runs", "google/flan-t5-xl", {**OBS, **UNOBS, "bbl_strategyqa_obs_p3_01": 0.6,
+    write_run(tmp_path / "runs", "google/flan-t5-xl", {**OBS, **UNOBS, "bbl_strategyqa_obs_flan2022_01": 0.6,
                                                       "bbl_strategyqa_unobs_01": 0.5})
     write_run(tmp_path / "runs", "google/flan-t5-base", {**OBS}, stamp="base")  # no unobserved, no BBL
     report = make_report([tmp_path / "runs"], tmp_path / "out", ReportConfig(n_boot=100), figures=False)
@@ -277,7 +288,7 @@ def test_missing_categories_are_marked_partial_never_zero(tmp_path):
     assert half["delta"] is None and half["unobserved"] is None and "no unobserved instructions" in half["partial"]
     md = (tmp_path / "out" / "report.md").read_text()
     assert "— (missing) †" in md and "no unobserved instructions" in md
-    base_rows = [line for line in md.splitlines() if "flan-t5-base" in line and "| Observed |" in line]
+    base_rows = [line for line in md.splitlines() if "flan-t5-base" in line and "| Observed (Flan 2022) |" in line]
     assert base_rows and " 0.0 " not in base_rows[0]
 
 
@@ -313,7 +324,8 @@ def test_metadata_absent_falls_back_on_names(tmp_path):
     loaded = load([tmp_path / "runs"])
     cats = {c.task: c.category for c in loaded.cells}
     assert cats["bbl_winowhy_unobs_01"] == "BBL-BC" and cats["bbl_language_identification_obs_p3_01"] == "BBL-MC"
-    assert not math.isnan(build_report(loaded.cells, loaded.models, ReportConfig(n_boot=0))["table3"][0]["delta"])
+    table3 = build_report(loaded.cells, loaded.models, ReportConfig(n_boot=0, observed=("m=flan2022",)))["table3"]
+    assert table3[0]["category"] == "BBL-BC" and table3[0]["delta"] == pytest.approx(-0.1)
 
 
 def test_newer_run_wins_when_a_task_repeats(tmp_path):
@@ -334,7 +346,7 @@ def test_results_file_path_and_string_model_args(tmp_path):
     (model,) = loaded.models.values()
     assert (model.pretrained, model.peft, model.label) == (
         "google/flan-t5-xl", "/ckpt/kl-prefix", "google/flan-t5-xl + kl-prefix")
-    assert len(loaded.cells) == 5
+    assert len(loaded.cells) == len(OBS) + len(UNOBS)
     other = tmp_path / "runs" / "notes.txt"
     other.write_text("hello")
     with pytest.raises(ReportInputError, match="expected an lm-eval results_"):

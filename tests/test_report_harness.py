@@ -82,8 +82,9 @@ def test_report_from_real_runs(harness_runs, tmp_path):
     base_acc, base_items = _harness_numbers(harness_runs["base"])
     adapter_acc, adapter_items = _harness_numbers(harness_runs["adapter"])
     out = tmp_path / "report"
+    # the tiny T5 was trained on no collection: say it was trained on P3, as T0 was
     assert main([str(harness_runs["base"]), str(harness_runs["adapter"]), "--out", str(out),
-                 "--bootstrap", "400"]) == 0
+                 "--bootstrap", "400", "--observed", "tiny_t5*=p3"]) == 0
     report = json.loads((out / "report.json").read_text())
     rows = {r["label"]: r for r in report["table3"]}
     (base_label,) = [k for k in rows if "+" not in k]
@@ -97,13 +98,13 @@ def test_report_from_real_runs(harness_runs, tmp_path):
     assert base["observed"]["pss"] == pytest.approx(
         np.mean([abs(base_items[TASKS[0]][i] - base_items[TASKS[1]][i]) for i in range(LIMIT)]))
     assert any(f"{LIMIT} of 14042 items" in p for p in base["partial"])
-    # adapter vs base, paired over (item, instruction)
+    assert base["observed_collections"] == ["p3"] and "tiny_t5*=p3" in report["models"][0]["trained_on"]["reason"]
+    # adapter vs base: items are the clusters of the test (one per-item difference, averaged over instructions)
     (cmp,) = report["comparisons"]
     assert cmp["adapter_label"] == adapter_label and cmp["n_instructions"] == 4
-    pairs = [(base_items[t][i], adapter_items[t][i]) for t in TASKS for i in range(LIMIT)]
-    assert cmp["mcnemar"]["n_pairs"] == 4 * LIMIT
-    assert cmp["mcnemar"]["base_only_correct"] == sum(1 for b, a in pairs if b == 1 and a == 0)
-    assert cmp["mcnemar"]["other_only_correct"] == sum(1 for b, a in pairs if b == 0 and a == 1)
+    per_item = [np.mean([adapter_items[t][i] - base_items[t][i] for t in TASKS]) for i in range(LIMIT)]
+    assert cmp["test"]["n_items"] == LIMIT and cmp["test"]["statistic"] == pytest.approx(np.mean(per_item))
+    assert 0 < cmp["test"]["p_value"] <= 1
     assert cmp["acc_change"] == pytest.approx(np.mean(list(adapter_acc.values())) - np.mean(list(base_acc.values())))
     md = (out / "report.md").read_text()
     assert "Before vs after alignment" in md and adapter_label in md
@@ -116,6 +117,8 @@ def test_report_from_real_runs(harness_runs, tmp_path):
 
 
 def test_pooled_equals_mean_when_every_instruction_sees_the_same_items(harness_runs, tmp_path):
-    a = make_report([harness_runs["base"]], tmp_path / "a", ReportConfig(n_boot=0), figures=False)
-    b = make_report([harness_runs["base"]], tmp_path / "b", ReportConfig(n_boot=0, pooled=True), figures=False)
+    rule = ("tiny_t5*=p3",)
+    a = make_report([harness_runs["base"]], tmp_path / "a", ReportConfig(n_boot=0, observed=rule), figures=False)
+    b = make_report([harness_runs["base"]], tmp_path / "b", ReportConfig(n_boot=0, pooled=True, observed=rule),
+                    figures=False)
     assert a["table3"][0]["observed_headline"] == pytest.approx(b["table3"][0]["observed_headline"])

@@ -1,6 +1,7 @@
 """`instrobust report`: robustness report (paper tables and figures, with statistics) from lm-eval outputs.
 
     instrobust report RESULTS_DIR [RESULTS_DIR ...] --out OUTDIR [--pooled] [--bootstrap N] [--seed S]
+                      [--observed 'flan-t5*=flan2022' ...]
 
 Library use: ``load(paths)`` -> cells and models; ``build_report(cells, models, ReportConfig())``
 -> the report.json dict; ``write_report(report, outdir)`` -> report.md, report.json, figures/.
@@ -18,28 +19,53 @@ from instrobust.report.cells import Cell, ModelInfo, ReportInputError
 from instrobust.report.load import load, planned_counts
 from instrobust.report.render import render_markdown
 from instrobust.report.stats import Summary, summarize
+from instrobust.report.trained_on import parse_rule, trained_on
 
 __all__ = ["Cell", "ModelInfo", "ReportConfig", "ReportInputError", "SCHEMA_VERSION", "Summary", "build_report",
-           "load", "main", "make_report", "render_markdown", "summarize", "write_report"]
+           "load", "main", "make_report", "prepare_outdir", "render_markdown", "summarize", "trained_on",
+           "write_report"]
 
 
-def write_report(report: dict, outdir: str | Path, figures: bool = True) -> Path:
-    """Write report.md, report.json and figures/*.png+csv under ``outdir``; returns the report.md path."""
+def prepare_outdir(outdir: str | Path) -> Path:
+    """The --out folder, created; the figures an earlier report wrote there are removed (they may be stale)."""
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    if outdir.exists() and not outdir.is_dir():
+        raise ReportInputError(f"--out {outdir}: is an existing file, not a folder; give a folder for report.md, "
+                               "report.json and figures/")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportInputError(f"--out {outdir}: cannot create this folder ({exc.strerror})") from None
+    try:
+        previous = json.loads((outdir / "report.json").read_text()).get("figures") or []
+    except (OSError, ValueError, AttributeError):
+        previous = []
+    figures = (outdir / "figures").resolve()
+    for fig in previous:
+        for key in ("png", "csv"):
+            path = (outdir / str(fig.get(key, "") if isinstance(fig, dict) else "")).resolve()
+            if path.parent == figures and path.is_file():  # only what we wrote, never outside figures/
+                path.unlink()
+    return outdir
+
+
+def write_report(report: dict, outdir: str | Path, figures: bool = True, render=None) -> Path:
+    """Write report.md, report.json and figures/*.png+csv under ``outdir``; returns the report.md path."""
+    outdir = prepare_outdir(outdir)
     if figures:
         from instrobust.report.plots import make_figures
 
         report["figures"] = make_figures(report, outdir / "figures")
     (outdir / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     md = outdir / "report.md"
-    md.write_text(render_markdown(report))
+    md.write_text((render or render_markdown)(report))
     return md
 
 
 def make_report(paths: list[str | Path], outdir: str | Path, config: ReportConfig | None = None,
                 figures: bool = True) -> dict:
     """Load lm-eval output directories, compute the report and write it; returns the report dict."""
+    prepare_outdir(outdir)  # a bad --out fails before minutes of loading
     loaded = load(paths)
     cfg = config or ReportConfig()
     if cfg.planned_counts is None:
@@ -61,13 +87,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     ap.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
     ap.add_argument("--no-figures", action="store_true", help="skip the PNG/CSV figures")
+    ap.add_argument("--observed", action="append", default=[], metavar="PATTERN=COLL[,COLL]",
+                    help="the instruction collection(s) a model was trained on, e.g. 'flan-t5*=flan2022' "
+                         "(repeatable; matched on the model name, its config.json _name_or_path or its adapter's "
+                         "base; overrides the known families Flan-T5=flan2022, Alpaca=alpaca, T0=p3)")
     args = ap.parse_args(argv)
     try:
         if args.bootstrap < 0:
             raise ReportInputError(f"--bootstrap must be >= 0, got {args.bootstrap}")
         if not 0 < args.confidence < 1:
             raise ReportInputError(f"--confidence must be between 0 and 1, got {args.confidence}")
-        cfg = ReportConfig(pooled=args.pooled, n_boot=args.bootstrap, seed=args.seed, level=args.confidence)
+        for spec in args.observed:
+            parse_rule(spec)  # a malformed override fails before loading anything
+        cfg = ReportConfig(pooled=args.pooled, n_boot=args.bootstrap, seed=args.seed, level=args.confidence,
+                           observed=tuple(args.observed))
         report = make_report(args.results, args.out, cfg, figures=not args.no_figures)
     except InstrobustError as exc:
         print(f"instrobust report: error: {exc}", file=sys.stderr)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,8 @@ import numpy as np
 from instrobust.report import stats
 from instrobust.report.cells import Cell, ModelInfo, ReportInputError
 from instrobust.report.reference import paper_reference
-from instrobust.report.tasks import CATEGORY_ORDER, VARIANT_COLLECTIONS, setting_label
+from instrobust.report.tasks import CATEGORY_ORDER, OBSERVED_COLLECTIONS, VARIANT_COLLECTIONS, setting_label
+from instrobust.report.trained_on import observed_in, parse_rule, trained_on
 
 SCHEMA_VERSION = "1.0"
 
@@ -28,7 +29,9 @@ class ReportConfig:
     n_boot: int = 2000  # bootstrap replicates for every interval
     seed: int = 0
     level: float = 0.95  # confidence level of the intervals
-    planned_counts: dict[str, int] | None = None  # group name -> planned task count, for "partial" marks
+    planned_counts: dict[tuple[str, str, int], int] | None = None  # (category, collection, shots) -> tasks
+    observed: tuple[str, ...] = ()  # overrides 'PATTERN=COLL[,COLL]' of the model -> collections map
+    n_perm: int = 10000  # permutations of the adapter-vs-base test
 
 
 def _category_key(category: str) -> tuple[int, str]:
@@ -38,22 +41,29 @@ def _category_key(category: str) -> tuple[int, str]:
 
 
 def role(cell: Cell) -> str | None:
-    """observed | unobserved | designer for Table-3 cells; None for cells only the variant study uses."""
+    """observed | unobserved | designer | other for Table-3 cells; None for cells only the variant study uses.
+
+    observed = from a collection this model was trained on (``Cell.observed``, set by
+    ``relabel``); other = from a collection it was not trained on (its own rows, never pooled).
+    """
     if cell.variant or cell.variant_study:
         return None
-    if cell.collection == "designer":
-        return "designer"
-    return "observed" if cell.observed else "unobserved"
+    if cell.collection in ("designer", "unobserved"):
+        return cell.collection
+    return "observed" if cell.observed else "other"
 
 
-def _planned_group(category: str, side: str, n_shot: int) -> str:
-    """Name of the lm-eval group YAML that lists all planned tasks of a category (see generate.py)."""
-    suffix = "" if n_shot == 0 else f"_{n_shot}shot"
-    if category == "MMLU":
-        return f"mmlu_{side}{suffix}"
-    if category.startswith("MMLU ("):
-        return f"mmlu_{category[6:-1]}_{side}{suffix}"
-    return f"bbl_{category.split(' ')[0][4:].lower()}_{side}{suffix}"
+def assign_trained_on(models: dict[str, ModelInfo], rules: tuple[str, ...] = ()) -> None:
+    """Each model's instruction collections (paper section 4.1), unless a producer set them already."""
+    parsed = tuple(parse_rule(r) for r in rules)
+    for m in models.values():
+        if m.trained_on is None or parsed:
+            m.trained_on = trained_on(m.pretrained, m.peft, parsed)
+
+
+def relabel(cells: list[Cell], models: dict[str, ModelInfo]) -> list[Cell]:
+    """Cells whose ``observed`` says whether *their model* was trained on their collection."""
+    return [replace(c, observed=observed_in(c.collection, models[c.model].trained_on)) for c in cells]
 
 
 def _summary(cells: list[Cell], with_pss: bool = True) -> stats.Summary:
@@ -63,7 +73,8 @@ def _summary(cells: list[Cell], with_pss: bool = True) -> stats.Summary:
     if with_pss:
         matrices = [m for m, _ in _item_matrices(cells).values()]
         pss = stats.pss(matrices) if matrices else None
-    return stats.summarize(accs, n_items, pss)
+    return stats.summarize(accs, n_items, pss, task_of={c.task: c.benchmark for c in cells},
+                           instruction_of={c.task: c.instruction or c.task for c in cells})
 
 
 def _item_matrices(cells: list[Cell]) -> dict[str, tuple[np.ndarray, list[Cell]]]:
@@ -89,6 +100,10 @@ def _headline(s: stats.Summary | None, pooled: bool) -> float | None:
     return s.pooled_mean if pooled and s.pooled_mean is not None else s.mean
 
 
+def _unit(c: Cell) -> str:
+    return c.instruction or c.task
+
+
 def _gap_interval(obs: list[Cell], unobs: list[Cell], cfg: ReportConfig) -> tuple[dict | None, str | None]:
     """Bootstrap CI of Δ; (None, why) when it cannot be had honestly."""
     cells = obs + unobs
@@ -96,9 +111,10 @@ def _gap_interval(obs: list[Cell], unobs: list[Cell], cfg: ReportConfig) -> tupl
     weights = None
     if matrices:
         tasks = {b: (m, [c.observed for c in group]) for b, (m, group) in matrices.items()}
+        units = {b: [_unit(c) for c in group] for b, (_, group) in matrices.items()}
         if cfg.pooled:
             weights = {b: [float(m.shape[0])] * m.shape[1] for b, (m, _) in matrices.items()}
-        ci = stats.gap_interval(tasks, cfg.n_boot, cfg.seed, cfg.level, weights=weights)
+        ci = stats.gap_interval(tasks, cfg.n_boot, cfg.seed, cfg.level, weights=weights, units=units)
         return ci.to_dict(), None
     why = ("no per-item scores (run lm_eval with --log_samples)" if any(c.items is None for c in cells)
            else "the instructions' samples share no items")
@@ -108,23 +124,27 @@ def _gap_interval(obs: list[Cell], unobs: list[Cell], cfg: ReportConfig) -> tupl
     for c in cells:
         by_bench[c.benchmark].append(c)
     tasks = {b: (np.array([[c.acc for c in g]]), [c.observed for c in g]) for b, g in by_bench.items()}
+    units = {b: [_unit(c) for c in g] for b, g in by_bench.items()}
     if cfg.pooled:
         weights = {b: [float(c.n_items or 1) for c in g] for b, g in by_bench.items()}
-    ci = stats.gap_interval(tasks, cfg.n_boot, cfg.seed, cfg.level, weights=weights, has_items=False)
+    ci = stats.gap_interval(tasks, cfg.n_boot, cfg.seed, cfg.level, weights=weights, has_items=False, units=units)
     return ci.to_dict(), f"{why}: resampled instructions only"
 
 
-def _partial_reasons(obs: list[Cell], unobs: list[Cell], category: str, n_shot: int,
+def _partial_reasons(sides: dict[str, tuple[list[Cell], tuple[str, ...]]], category: str, n_shot: int,
                      cfg: ReportConfig) -> list[str]:
+    """Why an entry is partial: a side with no instructions, fewer than generated, or an item subset."""
     reasons = []
-    for side, group in (("observed", obs), ("unobserved", unobs)):
+    for side, (group, collections) in sides.items():
         if not group:
-            reasons.append(f"no {side} instructions")
+            reasons.append(f"no {side} instructions" + (f" ({', '.join(collections)})" if side == "observed" else ""))
             continue
-        planned = (cfg.planned_counts or {}).get(_planned_group(category, side, n_shot))
-        if planned and len({c.task for c in group}) < planned:
-            reasons.append(f"{side}: {len({c.task for c in group})} of {planned} planned task-instruction pairs")
-    subset = [c for c in obs + unobs if c.n_items and c.n_items_total and c.n_items < c.n_items_total]
+        planned = sum((cfg.planned_counts or {}).get((category, c, n_shot), 0) for c in collections)
+        n = len({c.task for c in group})
+        if planned and n < planned:
+            reasons.append(f"{side}: {n} of {planned} planned task-instruction pairs")
+    every = [c for group, _ in sides.values() for c in group]
+    subset = [c for c in every if c.n_items and c.n_items_total and c.n_items < c.n_items_total]
     if subset:
         c = subset[0]
         reasons.append(f"items subset (--limit): {c.n_items} of {c.n_items_total} items per task")
@@ -142,37 +162,59 @@ def _table3(regular: list[Cell], models: dict[str, ModelInfo], cfg: ReportConfig
             if not any(k[0] == model and k[1] == n_shot for k in grouped):
                 continue
             for cat in cats:
-                cells = grouped.get((model, n_shot, cat), [])
-                row = {"model": model, "label": models[model].label, "n_shot": n_shot,
-                       "setting": setting_label(n_shot), "category": cat, "missing": not cells}
-                ref = paper_reference(models[model].pretrained, n_shot, cat) if not models[model].peft else None
-                row["reference"] = ref
-                if not cells:
-                    row.update(observed=None, unobserved=None, designer=None, delta=None, delta_ci=None,
-                               partial=[f"no {cat} tasks for this model (other models have them)"])
-                    rows.append(row)
-                    continue
-                obs = [c for c in cells if role(c) == "observed"]
-                unobs = [c for c in cells if role(c) == "unobserved"]
-                designer = [c for c in cells if role(c) == "designer"]
-                s_obs = _summary(obs) if obs else None
-                s_unobs = _summary(unobs) if unobs else None
-                s_designer = _summary(designer) if designer else None
-                h_obs, h_unobs = _headline(s_obs, cfg.pooled), _headline(s_unobs, cfg.pooled)
-                row.update(
-                    observed=s_obs.to_dict() if s_obs else None,
-                    unobserved=s_unobs.to_dict() if s_unobs else None,
-                    designer=s_designer.to_dict() if s_designer else None,
-                    observed_headline=h_obs, unobserved_headline=h_unobs,
-                    designer_headline=_headline(s_designer, cfg.pooled),
-                    delta=(h_unobs - h_obs) if obs and unobs else None,
-                    delta_ci=None, delta_ci_note=None,
-                    partial=_partial_reasons(obs, unobs, cat, n_shot, cfg),
-                )
-                if obs and unobs and cfg.n_boot > 0:
-                    row["delta_ci"], row["delta_ci_note"] = _gap_interval(obs, unobs, cfg)
-                rows.append(row)
+                rows.append(_table3_row(grouped.get((model, n_shot, cat), []), models[model], n_shot, cat, cfg))
     return rows
+
+
+def _table3_row(cells: list[Cell], model: ModelInfo, n_shot: int, cat: str, cfg: ReportConfig) -> dict:
+    known = model.trained_on.collections
+    row = {"model": model.key, "label": model.label, "n_shot": n_shot, "setting": setting_label(n_shot),
+           "category": cat, "missing": not cells, "observed_collections": list(known) if known is not None else None}
+    ref = paper_reference(model.pretrained, n_shot, cat) if not model.peft else None
+    # the paper's observed column is its model's own collection: only comparable under the same rule
+    row["reference"] = ref if ref and known is not None and tuple(ref["observed_collections"]) == known else None
+    if not cells:
+        row.update(observed=None, unobserved=None, designer=None, other={}, delta=None, delta_ci=None,
+                   partial=[f"no {cat} tasks for this model (other models have them)"])
+        return row
+    by_role: dict[str, list[Cell]] = defaultdict(list)
+    other: dict[str, list[Cell]] = defaultdict(list)
+    for c in cells:
+        by_role[role(c)].append(c)
+        if role(c) == "other":
+            other[c.collection].append(c)
+    obs, unobs, designer = by_role["observed"], by_role["unobserved"], by_role["designer"]
+    s_obs = _summary(obs) if obs else None
+    s_unobs = _summary(unobs) if unobs else None
+    s_designer = _summary(designer) if designer else None
+    s_other = {k: _summary(other[k]) for k in _collection_order(other)}
+    h_obs, h_unobs = _headline(s_obs, cfg.pooled), _headline(s_unobs, cfg.pooled)
+    sides: dict[str, tuple[list[Cell], tuple[str, ...]]] = {}
+    if known is not None:
+        sides["observed"] = (obs, known)
+    sides["unobserved"] = (unobs, ("unobserved",))
+    sides.update({k: (g, (k,)) for k, g in other.items()})
+    row.update(
+        observed=s_obs.to_dict() if s_obs else None,
+        unobserved=s_unobs.to_dict() if s_unobs else None,
+        designer=s_designer.to_dict() if s_designer else None,
+        other={k: v.to_dict() for k, v in s_other.items()},
+        observed_headline=h_obs, unobserved_headline=h_unobs,
+        designer_headline=_headline(s_designer, cfg.pooled),
+        other_headlines={k: _headline(v, cfg.pooled) for k, v in s_other.items()},
+        delta=(h_unobs - h_obs) if obs and unobs else None,
+        delta_ci=None, delta_ci_note=None,
+        partial=_partial_reasons(sides, cat, n_shot, cfg),
+    )
+    if known is None:
+        row["delta_ci_note"] = "no Δ: " + model.trained_on.reason
+    if obs and unobs and cfg.n_boot > 0:
+        row["delta_ci"], row["delta_ci_note"] = _gap_interval(obs, unobs, cfg)
+    return row
+
+
+def _collection_order(names) -> list[str]:
+    return [c for c in OBSERVED_COLLECTIONS if c in names] + sorted(c for c in names if c not in OBSERVED_COLLECTIONS)
 
 
 def _breakdown(regular: list[Cell], models: dict[str, ModelInfo], key: str, cfg: ReportConfig) -> list[dict]:
@@ -184,14 +226,14 @@ def _breakdown(regular: list[Cell], models: dict[str, ModelInfo], key: str, cfg:
     rows = []
     for (model, n_shot, cat, name), cells in sorted(
             grouped.items(), key=lambda kv: (kv[0][1], order.index(kv[0][0]), _category_key(kv[0][2]), kv[0][3])):
-        by_role = {r: [c for c in cells if role(c) == r] for r in ("observed", "unobserved", "designer")}
+        by_role = {r: [c for c in cells if role(c) == r] for r in ("observed", "unobserved", "designer", "other")}
         row = {"model": model, "label": models[model].label, "n_shot": n_shot, "category": cat, key: name}
         if key == "collection":
             row["role"] = next(r for r, group in by_role.items() if group)
             row["summary"] = _summary(cells).to_dict()
         else:
-            for r, group in by_role.items():
-                row[r] = _summary(group).to_dict() if group else None
+            for r in ("observed", "unobserved", "designer"):
+                row[r] = _summary(by_role[r]).to_dict() if by_role[r] else None
             h_obs = _headline(stats.Summary(**row["observed"]), cfg.pooled) if row["observed"] else None
             h_unobs = _headline(stats.Summary(**row["unobserved"]), cfg.pooled) if row["unobserved"] else None
             row["delta"] = h_unobs - h_obs if h_obs is not None and h_unobs is not None else None
@@ -242,28 +284,54 @@ def _variants(cells: list[Cell], models: dict[str, ModelInfo]) -> list[dict]:
     return rows
 
 
-def _paired_strata(pairs: list[tuple[Cell, Cell]], groups_of) -> tuple[list[stats.Stratum], bool]:
-    """Strata for base-vs-adapter statistics; columns = [base cells..., adapter cells...] per benchmark."""
+def _paired_strata(pairs: list[tuple[Cell, Cell]], groups_of) -> tuple[list[stats.Stratum], np.ndarray, bool]:
+    """Strata for base-vs-adapter statistics; columns = [base cells..., adapter cells...] per benchmark.
+
+    One instruction (on every task it is used on, base and adapter column alike) is one resampling unit.
+    """
     by_bench: dict[str, list[tuple[Cell, Cell]]] = defaultdict(list)
     for b, a in pairs:
         by_bench[b.benchmark].append((b, a))
     with_items = all(b.items is not None and a.items is not None for b, a in pairs)
-    strata = []
+    matrices, keys = [], []
     for bench, bp in by_bench.items():
-        k = len(bp)
         if with_items:
             shared = set.intersection(*(set(b.items) & set(a.items) for b, a in bp))
             if not shared:
-                return [], False
+                return [], np.zeros(0, dtype=int), False
             ids = sorted(shared)
             y = np.array([[b.items[i] for b, _ in bp] + [a.items[i] for _, a in bp] for i in ids], dtype=float)
         else:
             y = np.array([[b.acc for b, _ in bp] + [a.acc for _, a in bp]], dtype=float)
-        unit = np.concatenate([np.arange(k), np.arange(k)])
-        unit_class = np.array([0 if b.observed else 1 for b, _ in bp])
+        matrices.append((y, bp))
+        keys.append([_unit(b) for b, _ in bp] * 2)
+    side = {_unit(b): int(not b.observed) for b, _ in pairs}
+    unit_of, unit_class = stats.unit_index(keys, side)
+    strata = []
+    for (y, bp), unit in zip(matrices, unit_of):
         group = np.array([groups_of(b, False) for b, _ in bp] + [groups_of(a, True) for _, a in bp])
-        strata.append(stats.Stratum(y, unit, unit_class, group, np.ones(2 * k), with_items and y.shape[0] > 1))
-    return strata, with_items
+        strata.append(stats.Stratum(y, unit, group, np.ones(2 * len(bp)), with_items and y.shape[0] > 1))
+    return strata, unit_class, with_items
+
+
+def _paired_test(pairs: list[tuple[Cell, Cell]], with_items: bool, cfg: ReportConfig) -> tuple[dict | None, str | None]:
+    """Sign-flip permutation test of the accuracy change, items (or, without them, instructions) as clusters."""
+    if not with_items:
+        if len(pairs) < 2:
+            return None, "needs per-item scores (--log_samples) from both runs, or 2+ instructions"
+        diffs = [np.array([a.acc - b.acc for b, a in pairs])]
+        out = stats.sign_flip_test(diffs, [1.0], cfg.n_perm, cfg.seed)
+        out["test"] = stats.SIGN_FLIP_TEST_INSTRUCTIONS
+        return out, "no per-item scores: instructions are the clusters (--log_samples for items)"
+    by_bench: dict[str, list[tuple[Cell, Cell]]] = defaultdict(list)
+    for b, a in pairs:
+        by_bench[b.benchmark].append((b, a))
+    diffs, weights = [], []
+    for bp in by_bench.values():
+        ids = sorted(set.intersection(*(set(b.items) & set(a.items) for b, a in bp)))
+        diffs.append(np.array([np.mean([a.items[i] - b.items[i] for b, a in bp]) for i in ids]))
+        weights.append(len(bp) / len(pairs))
+    return stats.sign_flip_test(diffs, weights, cfg.n_perm, cfg.seed), None
 
 
 def _comparisons(regular: list[Cell], models: dict[str, ModelInfo], cfg: ReportConfig) -> list[dict]:
@@ -283,43 +351,37 @@ def _comparisons(regular: list[Cell], models: dict[str, ModelInfo], cfg: ReportC
                      and (base.key, n_shot, c.task) in index]
             if not pairs:
                 continue
-            row = {"base": base.key, "adapter": adapter.key, "base_label": base.label,
-                   "adapter_label": adapter.label, "n_shot": n_shot, "category": cat, "n_instructions": len(pairs)}
-            row["base_mean"] = float(np.mean([b.acc for b, _ in pairs]))
-            row["adapter_mean"] = float(np.mean([a.acc for _, a in pairs]))
-            strata, with_items = _paired_strata(pairs, lambda c, is_adapter: int(is_adapter))
-            row["acc_change"] = row["adapter_mean"] - row["base_mean"]
-            row["acc_change_ci"] = row["delta_change"] = row["delta_change_ci"] = row["mcnemar"] = None
-            row["method"] = "items+instructions" if with_items else "instructions"
-            if strata and cfg.n_boot > 0 and (with_items or len(pairs) > 1):
-                ci = stats.bootstrap(strata, 2, lambda m: m[:, 1] - m[:, 0], cfg.n_boot, cfg.seed, cfg.level)
-                row["acc_change_ci"] = ci.to_dict()
-            has_both = {b.observed for b, _ in pairs} == {True, False}
-            if has_both:
-                def gap(cells: list[Cell]) -> float:
-                    return float(np.mean([c.acc for c in cells if not c.observed])
-                                 - np.mean([c.acc for c in cells if c.observed]))
-
-                row["delta_change"] = gap([a for _, a in pairs]) - gap([b for b, _ in pairs])
-                strata4, _ = _paired_strata(pairs, lambda c, is_adapter: 2 * int(is_adapter) + int(not c.observed))
-                if strata4 and cfg.n_boot > 0:
-                    ci = stats.bootstrap(strata4, 4, lambda m: (m[:, 3] - m[:, 2]) - (m[:, 1] - m[:, 0]),
-                                         cfg.n_boot, cfg.seed, cfg.level)
-                    row["delta_change_ci"] = ci.to_dict()
-            if with_items:
-                b_scores, a_scores = [], []
-                for b, a in pairs:
-                    for i in sorted(set(b.items) & set(a.items)):
-                        b_scores.append(b.items[i])
-                        a_scores.append(a.items[i])
-                try:
-                    row["mcnemar"] = stats.mcnemar(b_scores, a_scores)
-                except ValueError as exc:  # non-binary per-item scores
-                    row["mcnemar_note"] = str(exc)
-            else:
-                row["mcnemar_note"] = "needs per-item scores (--log_samples) from both runs"
-            rows.append(row)
+            rows.append(_comparison(pairs, base, adapter, n_shot, cat, cfg))
     return rows
+
+
+def _comparison(pairs: list[tuple[Cell, Cell]], base: ModelInfo, adapter: ModelInfo, n_shot: int, cat: str,
+                cfg: ReportConfig) -> dict:
+    row = {"base": base.key, "adapter": adapter.key, "base_label": base.label, "adapter_label": adapter.label,
+           "n_shot": n_shot, "category": cat, "n_instructions": len(pairs)}
+    row["base_mean"] = float(np.mean([b.acc for b, _ in pairs]))
+    row["adapter_mean"] = float(np.mean([a.acc for _, a in pairs]))
+    strata, unit_class, with_items = _paired_strata(pairs, lambda c, is_adapter: int(is_adapter))
+    row["acc_change"] = row["adapter_mean"] - row["base_mean"]
+    row["acc_change_ci"] = row["delta_change"] = row["delta_change_ci"] = None
+    row["method"] = "items+instructions" if with_items else "instructions"
+    if strata and cfg.n_boot > 0 and (with_items or len(pairs) > 1):
+        ci = stats.bootstrap(strata, unit_class, 2, lambda m: m[:, 1] - m[:, 0], cfg.n_boot, cfg.seed, cfg.level)
+        row["acc_change_ci"] = ci.to_dict()
+    if {b.observed for b, _ in pairs} == {True, False}:
+        def gap(cells: list[Cell]) -> float:
+            return float(np.mean([c.acc for c in cells if not c.observed])
+                         - np.mean([c.acc for c in cells if c.observed]))
+
+        row["delta_change"] = gap([a for _, a in pairs]) - gap([b for b, _ in pairs])
+        strata4, classes4, _ = _paired_strata(pairs, lambda c, is_adapter: 2 * int(is_adapter) + int(not c.observed))
+        if strata4 and cfg.n_boot > 0:
+            ci = stats.bootstrap(strata4, classes4, 4, lambda m: (m[:, 3] - m[:, 2]) - (m[:, 1] - m[:, 0]),
+                                 cfg.n_boot, cfg.seed, cfg.level)
+            row["delta_change_ci"] = ci.to_dict()
+    row["test"], row["test_note"] = _paired_test(pairs, with_items, cfg) if strata or not with_items else (
+        None, "the two runs share no items")
+    return row
 
 
 def _rankings(regular: list[Cell], models: dict[str, ModelInfo]) -> list[dict]:
@@ -374,17 +436,24 @@ def build_report(cells: list[Cell], models: dict[str, ModelInfo], config: Report
     if unknown:
         raise ReportInputError(f"cells refer to models that were not given: {sorted(unknown)}")
     notes = list(notes or [])
+    assign_trained_on(models, cfg.observed)
+    cells = relabel(cells, models)
     regular = [c for c in cells if role(c) is not None]
     core = [c for c in regular if role(c) != "designer"]  # what Δ, comparisons and rankings are about
     for c in cells:
         notes.extend(f"{c.task} ({models[c.model].label}): {n}" for n in c.notes)
     used_models = {k: m for k, m in models.items() if any(c.model == k for c in cells)}
+    notes.extend(f"{m.label}: {m.trained_on.reason}: each collection is shown as its own row, with no "
+                 "observed-vs-unobserved Δ" for m in used_models.values() if m.trained_on.collections is None)
     report = {
         "schema_version": SCHEMA_VERSION,
         "generated_by": "instrobust report",
         "config": {"aggregation": "pooled" if cfg.pooled else "instruction-mean", "std_ddof": stats.STD_DDOF,
                    "n_boot": cfg.n_boot, "seed": cfg.seed, "confidence_level": cfg.level,
-                   "delta_definition": "unobserved - observed (negative = degradation on unobserved instructions)"},
+                   "delta_definition": "unobserved - observed (negative = degradation on unobserved instructions)",
+                   "observed_definition": "observed = instructions of the collection(s) the model was trained on "
+                                          "(paper section 4.1); other collections are reported as their own rows",
+                   "observed_overrides": list(cfg.observed), "n_perm": cfg.n_perm},
         "inputs": inputs or [],
         "models": [{**asdict(m), "size": m.size, "family": m.family} for m in used_models.values()],
         "instructions": [_cell_row(c, models) for c in sorted(

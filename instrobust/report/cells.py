@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from instrobust.errors import InstrobustError
+from instrobust.report.trained_on import TrainedOn
 
 
 class ReportInputError(InstrobustError):
@@ -25,6 +26,7 @@ class ModelInfo:
     pretrained: str
     peft: str | None = None
     num_parameters: int | None = None  # as lm-eval recorded it (config.model_num_parameters)
+    trained_on: TrainedOn | None = None  # its instruction collections; set by build_report (trained_on.py)
 
     @property
     def size(self) -> float | None:
@@ -46,7 +48,7 @@ class Cell:
     benchmark: str  # "mmlu" or the BIG-bench task name
     category: str  # MMLU, MMLU (cloze), BBL-QA, BBL-BC, BBL-MC
     collection: str  # flan2022 | alpaca | p3 | unobserved | designer
-    observed: bool
+    observed: bool  # observed by this model: build_report sets it from the model's collections
     acc: float  # in [0, 1]
     n_shot: int = 0
     n_items: int | None = None  # items scored (after --limit)
@@ -57,6 +59,7 @@ class Cell:
     scoring: str | None = None
     metric: str = "acc"
     source: str = ""  # file the number came from
+    instruction: str | None = None  # instruction id (dataset_kwargs.instruction): shared by its tasks
     estimated: dict | None = None  # set by estimators, e.g. {"method": "irt", "budget": 200}
     notes: list[str] = field(default_factory=list)
 

@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     _loads = json.loads
 
 # Metric preference: the paper reports accuracy; generation tasks report exact match.
+_SHOT_NAME = re.compile(r"_\d+shot$")
 _METRIC_PREFERENCE = ("acc", "exact_match", "acc_norm")
 _NON_METRIC_KEYS = {"alias", "name", "sample_len", "samples"}
 
@@ -119,6 +120,18 @@ def _read_samples(path: Path, metric: str, filt: str) -> dict[int, float]:
     return items
 
 
+_BUDGET_NAME = re.compile(r"_b(\d+)$")
+
+
+def _sparse_budget(task: str, config: dict | None) -> object | None:
+    """The sparse budget of a task: its metadata's sparse_budget, else an old-style _b<B> name suffix."""
+    budget = ((config or {}).get("metadata") or {}).get("sparse_budget")
+    if budget is not None:
+        return None if budget == "all" else budget
+    m = _BUDGET_NAME.search(_SHOT_NAME.sub("", task))
+    return int(m.group(1)) if m else None
+
+
 def load_results_file(path: Path, with_samples: bool = True) -> tuple[ModelInfo, list[Cell], list[str], float]:
     """Cells of one results_*.json, its model, notes about tasks we skipped, and the run's date."""
     try:
@@ -142,8 +155,8 @@ def load_results_file(path: Path, with_samples: bool = True) -> tuple[ModelInfo,
         if info is None:
             ignored.append(task)
             continue
-        budget = ((configs.get(task) or {}).get("metadata") or {}).get("sparse_budget")
-        if budget is not None and budget != "all":
+        budget = _sparse_budget(task, configs.get(task))
+        if budget is not None:
             # A budgeted task scored only its share of the items: its accuracy is not the
             # instruction's benchmark accuracy, so reporting it as one would be silently wrong.
             raise ReportInputError(
@@ -165,6 +178,7 @@ def load_results_file(path: Path, with_samples: bool = True) -> tuple[ModelInfo,
             n_items_total=int(counts["original"]) if "original" in counts else None,
             variant=info.variant, variant_study=info.variant_study, scoring=info.scoring,
             metric=metric if filt == "none" else f"{metric},{filt}", source=str(path),
+            instruction=str(((configs.get(task) or {}).get("dataset_kwargs") or {}).get("instruction") or task),
         )
         samples_path = path.parent / f"samples_{task}_{stamp}.jsonl" if stamp else None
         if with_samples and samples_path is not None and samples_path.is_file():
@@ -270,25 +284,25 @@ def task_yaml_dir() -> Path | None:
     return here if here.is_dir() else None
 
 
-_PLANNED_GROUP = re.compile(r"^(mmlu|mmlu_[a-z]+|bbl_(qa|bc|mc))_(observed|unobserved|designer)(_\d+shot)?$")
+_LEAF_TASK = re.compile(r"_\d+(_\d+shot)?$")
 
 
-def planned_counts(tasks_dir: Path | None = None) -> dict[str, int]:
-    """Group name -> number of tasks it lists (mmlu_observed: 83 ...), to mark partial categories."""
-    import yaml
+def planned_counts(tasks_dir: Path | None = None) -> dict[tuple[str, str, int], int]:
+    """(category, collection, n_shot) -> number of generated tasks, to mark partial categories.
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    Counted from the task YAML file names (one file per task, named after it), never from group
+    names; reading 8000 YAMLs would cost seconds.
+    """
     tasks_dir = tasks_dir or task_yaml_dir()
-    counts: dict[str, int] = {}
+    counts: dict[tuple[str, str, int], int] = {}
     if tasks_dir is None:
         return counts
     for path in tasks_dir.rglob("*.yaml"):
-        if not _PLANNED_GROUP.match(path.stem):
+        if not _LEAF_TASK.search(path.stem):
             continue
-        try:
-            doc = yaml.load(path.read_text(), Loader=loader)
-        except (OSError, yaml.YAMLError):
+        info = classify(path.stem)
+        if info is None or info.variant or info.variant_study:
             continue
-        if isinstance(doc, dict) and isinstance(doc.get("task"), list) and "group" in doc:
-            counts[str(doc["group"])] = len(doc["task"])
+        key = (info.category, info.collection, info.shots_in_name or 0)
+        counts[key] = counts.get(key, 0) + 1
     return counts

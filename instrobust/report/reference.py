@@ -70,6 +70,11 @@ _ALIASES = {
 }
 
 
+def paper_collections(name: str) -> tuple[str, ...]:
+    """The collection the paper's model was trained on: its observed instructions (section 4.1)."""
+    return ("flan2022",) if name.startswith("Flan") else ("alpaca",) if name.startswith("Alpaca") else ("p3",)
+
+
 def paper_model(pretrained: str) -> str | None:
     """The paper's name for a checkpoint (google/flan-t5-xl -> Flan-T5-XL), or None."""
     base = pretrained.rstrip("/").split("/")[-1].lower().replace("_", "-")
@@ -85,7 +90,8 @@ def paper_reference(pretrained: str, n_shot: int, category: str) -> dict | None:
         return None
     om, osd, on, um, usd, un = row
     default = PAPER_DEFAULT.get((name, n_shot), {}).get(category)
-    return {"model": name, "observed_mean": om / 100, "observed_std": osd / 100, "observed_n": on,
+    return {"model": name, "observed_collections": list(paper_collections(name)),
+            "observed_mean": om / 100, "observed_std": osd / 100, "observed_n": on,
             "unobserved_mean": um / 100, "unobserved_std": usd / 100, "unobserved_n": un,
             "delta": round(um - om, 1) / 100,
             "designer_mean": default[0] / 100 if default else None,

@@ -3,8 +3,21 @@ from __future__ import annotations
 
 from instrobust.report.tasks import setting_label
 
+HOW_TO_SET_MD = ("Set it with `instrobust report --observed 'NAME=COLLECTION'` (collections: flan2022, alpaca, p3), "
+                 "e.g. `--observed 'my-model*=flan2022'`.")
+
 
 VARIANT_LABELS = {"designer": "task designer", "unobserved": "newly collected (unobserved)"}
+COLLECTION_LABELS = {"flan2022": "Flan 2022", "alpaca": "Alpaca", "p3": "P3", "unobserved": "ours (unobserved)",
+                     "designer": "task designer"}
+
+
+def collection_label(name: str) -> str:
+    return COLLECTION_LABELS.get(name, name)
+
+
+def collections_label(names) -> str:
+    return " + ".join(collection_label(n) for n in names)
 
 
 def pct(x: float | None, digits: int = 1) -> str:
@@ -47,12 +60,37 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + [""]
 
 
+def _model_rows(cells: dict[str, dict | None], cats: list[str], key: str, marks: dict[str, str]) -> list[list[str]]:
+    """One model's Table-3 rows: its observed collection(s), ours, each other collection, task designer, Δ."""
+    first = next(r for r in cells.values() if r is not None)
+    known = first.get("observed_collections")
+    missing = {c: cells[c] is None or cells[c]["missing"] for c in cats}
+    others = list(dict.fromkeys(k for c in cats if not missing[c] for k in cells[c]["other"]))
+    out = []
+    if known is not None:
+        out.append([f"Observed ({collections_label(known)})"] + [
+            ("— (missing)" if missing[c] else mean_std(cells[c]["observed"], key)) + marks[c] for c in cats])
+    out.append(["Unobserved (ours)"] + [
+        ("— (missing)" if missing[c] and known is None else "—" if missing[c] else mean_std(cells[c]["unobserved"], key))
+        + (marks[c] if known is None else "") for c in cats])
+    for k in others:
+        name = collection_label(k) + (" (not trained on)" if known is not None else "")
+        out.append([name] + ["—" if missing[c] or k not in cells[c]["other"] else mean_std(cells[c]["other"][k], key)
+                             for c in cats])
+    if any(not missing[c] and cells[c].get("designer") for c in cats):
+        out.append(["Task designer"] + [
+            mean_std(cells[c]["designer"], key) if not missing[c] and cells[c].get("designer") else "—" for c in cats])
+    if known is not None:
+        out.append(["Δ [interval]"] + [
+            "—" if missing[c] else arrow(cells[c]["delta"]) + interval(cells[c]["delta_ci"]) for c in cats])
+    return out
+
+
 def _table3(report: dict, n_shot: int, key: str) -> list[str]:
     rows3 = [r for r in report["table3"] if r["n_shot"] == n_shot]
     cats = list(dict.fromkeys(r["category"] for r in rows3))
     by = {(r["model"], r["category"]): r for r in rows3}
-    level = int(round(100 * report["config"]["confidence_level"]))
-    out, footnotes = [], []
+    out, footnotes, unknown = [], [], []
     for model, label in dict.fromkeys((r["model"], r["label"]) for r in rows3):
         cells = {c: by.get((model, c)) for c in cats}
 
@@ -64,21 +102,15 @@ def _table3(report: dict, n_shot: int, key: str) -> list[str]:
             return f" †{len(footnotes)}"
 
         marks = {c: mark(c) for c in cats}
-        out.append([f"**{label}**", "Observed"] + [
-            ("— (missing)" if cells[c] is None or cells[c]["missing"] else mean_std(cells[c]["observed"], key))
-            + marks[c] for c in cats])
-        out.append(["", "Unobserved"] + [
-            "—" if cells[c] is None or cells[c]["missing"] else mean_std(cells[c]["unobserved"], key) for c in cats])
-        if any(cells[c] and cells[c].get("designer") for c in cats):
-            out.append(["", "Task designer"] + [
-                mean_std(cells[c]["designer"], key) if cells[c] and cells[c].get("designer") else "—" for c in cats])
-        out.append(["", f"Δ [{level}% CI]"] + [
-            "—" if cells[c] is None or cells[c]["missing"]
-            else arrow(cells[c]["delta"]) + interval(cells[c]["delta_ci"])
-            for c in cats])
+        rows = _model_rows(cells, cats, key, marks)
+        out += [[f"**{label}**" if i == 0 else "", *row] for i, row in enumerate(rows)]
+        if next(r for r in cells.values() if r)["observed_collections"] is None:
+            unknown.append(label)
         refs = [cells[c]["reference"] if cells[c] else None for c in cats]
         if any(refs):
-            out.append(["", f"Paper ({next(r for r in refs if r)['model']}): obs / unobs / Δ"] + [
+            ref = next(r for r in refs if r)
+            out.append(["", f"Paper ({ref['model']}, observed = {collections_label(ref['observed_collections'])}): "
+                            "obs / unobs / Δ"] + [
                 f"{pct(r['observed_mean'])} / {pct(r['unobserved_mean'])} / {arrow(r['delta'])}" if r else "—"
                 for r in refs])
             if any(r and r["designer_mean"] is not None for r in refs) and any(
@@ -86,16 +118,22 @@ def _table3(report: dict, n_shot: int, key: str) -> list[str]:
                 out.append(["", "Paper: task designer (default prompt)"] + [
                     pct(r["designer_mean"]) if r and r["designer_mean"] is not None else "—" for r in refs])
     lines = _table(["Model", ""] + cats, out)
+    for label in unknown:
+        lines += [f"{label}: no known instruction collection, so no instruction is \"observed\" and there is no Δ; "
+                  "each collection is its own row. " + HOW_TO_SET_MD, ""]
     if footnotes:
         lines += ["Partial entries:", ""] + [f"- †{i}: {f}" for i, f in enumerate(footnotes, 1)] + [""]
-    methods = {r["delta_ci"]["method"] for r in rows3 if r.get("delta_ci")}
-    notes = {r["delta_ci_note"] for r in rows3 if r.get("delta_ci_note")}
-    if methods:
-        lines.append(f"CIs: percentile bootstrap ({report['config']['n_boot']} replicates, seed "
-                     f"{report['config']['seed']}), resampling {' / '.join(sorted(methods))}"
-                     " (items paired across instructions, stratified by benchmark task).")
-        lines += [f"Note: {n}." for n in sorted(notes)] + [""]
+    lines += interval_lines([r.get("delta_ci") for r in rows3], report["config"]["confidence_level"])
+    notes = {r["delta_ci_note"] for r in rows3 if r.get("delta_ci_note") and r.get("delta_ci")}
+    lines += [f"Note: {n}." for n in sorted(notes)] + ([""] if notes else [])
     return lines
+
+
+def interval_lines(intervals: list[dict | None], level: float) -> list[str]:
+    """One line per kind of interval shown: how it was obtained."""
+    kinds = {(i.get("kind", "bootstrap"), i.get("description") or i.get("method", "")) for i in intervals if i}
+    return [f"Intervals ({int(round(100 * level))}%, {kind}): {desc}." for kind, desc in sorted(kinds)] + (
+        [""] if kinds else [])
 
 
 def _robustness(report: dict, n_shot: int) -> list[str]:
@@ -103,8 +141,12 @@ def _robustness(report: dict, n_shot: int) -> list[str]:
     for r in report["table3"]:
         if r["n_shot"] != n_shot or r["missing"]:
             continue
-        for side in ("observed", "unobserved"):
-            s = r[side]
+        known = r.get("observed_collections")
+        sides = [(f"observed ({collections_label(known)})" if known else "observed", r["observed"]),
+                 ("ours (unobserved)", r["unobserved"])]
+        sides += [(collection_label(k) + (" (not trained on)" if known is not None else ""), v)
+                  for k, v in (r.get("other") or {}).items()]
+        for side, s in sides:
             if s is None:
                 continue
             rows.append([r["label"], r["category"], side, str(s["n_instructions"]), mean_std(s).split(" (n=")[0],
@@ -113,6 +155,18 @@ def _robustness(report: dict, n_shot: int) -> list[str]:
                          pct(s["pss"]) if s["pss"] is not None else "n/a (needs --log_samples)"])
     return _table(["Model", "Category", "Instructions", "n", "mean ± std", "pooled", "median", "min (worst)",
                    "max (best)", "spread", "CPS", "PSS"], rows)
+
+
+def _trained_on_text(m: dict) -> str:
+    t = m.get("trained_on") or {}
+    if t.get("collections") is None:
+        return "no known instruction collection (no observed instructions, no Δ)"
+    return f"observed = {collections_label(t['collections'])} ({t['reason']})"
+
+
+def _test_description(rows: list[dict]) -> str:
+    tests = list(dict.fromkeys(r["test"]["test"] for r in rows if r.get("test")))
+    return "; ".join(tests) if tests else "no test (see the table)"
 
 
 def render_markdown(report: dict) -> str:
@@ -124,6 +178,10 @@ def render_markdown(report: dict) -> str:
               + ", ".join(f"`{i['path']}`" for i in report["inputs"]) + "." if report["inputs"] else "", ""]
     lines += ["Models: " + ", ".join(m["label"] + (f" ({params(m['size'])} parameters)" if m["size"] else "")
                                      for m in report["models"]) + ".", ""]
+    lines += ["**Observed means observed by this model** (paper section 4.1): a model's observed instructions are "
+              "those of the collection it was trained on; instructions of the other collections are reported as "
+              "their own rows. " + " ".join(
+                  f"{m['label']}: {_trained_on_text(m)}." for m in report["models"]), ""]
     lines += [
         "**How accuracy is aggregated.** Each lm-eval task is one benchmark task under one instruction; its "
         "accuracy pools the task's examples. " + (
@@ -140,7 +198,8 @@ def render_markdown(report: dict) -> str:
         lines += _table3(report, n_shot, key)
     for n_shot in sorted({r["n_shot"] for r in report["collections"]}):
         lines += [f"## Per instruction collection, {setting_label(n_shot)}", ""]
-        rows = [[r["label"], r["category"], r["collection"], r["role"],
+        rows = [[r["label"], r["category"], collection_label(r["collection"]),
+                 {"other": "not trained on"}.get(r["role"], r["role"]),
                  mean_std(r["summary"], key), pct(r["summary"]["min"]), pct(r["summary"]["max"])]
                 for r in report["collections"] if r["n_shot"] == n_shot]
         lines += _table(["Model", "Category", "Collection", "Kind", "mean ± std", "min", "max"], rows)
@@ -167,27 +226,30 @@ def render_markdown(report: dict) -> str:
               "Per model, category and instruction group: worst and best instruction, spread = max − min, "
               "CPS = (1 − (max − mean)) · max (Mizrahi et al. 2024; higher is better), and PSS = mean over items "
               "of the mean |score difference| over instruction pairs (ProSA; 0 = the instruction never changes "
-              "an answer's correctness).", ""]
+              "an answer's correctness). For a category of several benchmark tasks (BBL), min, max, spread and CPS "
+              "are computed within each task and averaged over its tasks (task difficulty is not instruction "
+              "sensitivity), and the worst / best instruction is the one furthest below / above its tasks' means "
+              "on average.", ""]
     for n_shot in sorted({r["n_shot"] for r in report["table3"]}):
         lines += [f"### {setting_label(n_shot)}", ""] + _robustness(report, n_shot)
     if report["comparisons"]:
         level = int(round(100 * cfg["confidence_level"]))
         lines += ["## Before vs after alignment (adapter vs base model)", "",
-                  f"Paired over the same tasks and items; {level}% percentile bootstrap CIs. Δ change < 0 means "
-                  "the gap grew; > 0 means it shrank (or reversed). McNemar: exact binomial test on the "
-                  "discordant (item, instruction) pairs, which treats them as independent.", ""]
+                  "Paired over the same tasks and items. Δ change < 0 means the gap grew; > 0 means it shrank "
+                  "(or reversed). p: " + _test_description(report["comparisons"]) + ".", ""]
         rows = []
         for r in report["comparisons"]:
-            mc = r.get("mcnemar")
+            t = r.get("test")
             rows.append([f"{r['adapter_label']} vs {r['base_label']}", setting_label(r["n_shot"]), r["category"],
                          str(r["n_instructions"]), pct(r["base_mean"]), pct(r["adapter_mean"]),
                          f"{100 * r['acc_change']:+.1f}" + interval(r["acc_change_ci"]),
                          (f"{100 * r['delta_change']:+.1f}" + interval(r["delta_change_ci"]))
                          if r["delta_change"] is not None else "n/a",
-                         (f"p={mc['p_value']:.3g} ({mc['base_only_correct']} vs {mc['other_only_correct']})"
-                          if mc else r.get("mcnemar_note", "n/a")), r["method"]])
+                         f"{t['p_value']:.3g}" if t else (r.get("test_note") or "n/a"), r["method"]])
         lines += _table(["Comparison", "Setting", "Category", "Instructions", "base", "adapter", "change",
-                         "Δ change", "McNemar", "resampled"], rows)
+                         "Δ change", "p (sign-flip)", "resampled"], rows)
+        lines += interval_lines([r.get(k) for r in report["comparisons"] for k in ("acc_change_ci", "delta_change_ci")],
+                                cfg["confidence_level"])
     if report["rankings"]:
         lines += ["## Do model rankings depend on the instruction? (Kendall τ-b)", "",
                   "τ between the rankings of the models under each pair of instructions (1 = same order), "

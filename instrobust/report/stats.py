@@ -7,7 +7,7 @@ have: the items (which questions were asked) and the instructions (which phrasin
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -32,6 +32,8 @@ class Summary:
     pooled_mean: float | None = None  # items pooled over instructions: sum(correct) / sum(items)
     n_items: int | None = None  # items over all instructions
     pss: float | None = None  # ProSA prompt sensitivity score, needs per-item scores
+    n_tasks: int = 1  # benchmark tasks; with several, min/max/spread/CPS/worst are per task, then averaged
+    std_within: float | None = None  # mean over tasks of the std across a task's instructions
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,8 +47,16 @@ def cps(accs: Sequence[float]) -> float:
 
 
 def summarize(per_instruction_acc: Mapping[str, float], n_items: Mapping[str, int] | None = None,
-              pss: float | None = None) -> Summary:
-    """Mean, std, median, worst/best instruction, spread and CPS of accuracies keyed by instruction (task)."""
+              pss: float | None = None, task_of: Mapping[str, str] | None = None,
+              instruction_of: Mapping[str, str] | None = None) -> Summary:
+    """Mean, std, median, worst/best instruction, spread and CPS of accuracies keyed by task-instruction pair.
+
+    With ``task_of`` naming more than one benchmark task, min, max, spread, CPS and the worst/best
+    instruction are computed within each task and averaged over tasks: pooling pairs of different
+    tasks would call task difficulty "instruction sensitivity". The worst instruction is then the one
+    furthest below its tasks' means on average (``instruction_of`` joins one instruction's pairs
+    across tasks). Mean, median and std stay over all pairs, as in the paper's Table 3.
+    """
     if not per_instruction_acc:
         raise ValueError("summarize() needs at least one instruction")
     names = list(per_instruction_acc)
@@ -57,13 +67,40 @@ def summarize(per_instruction_acc: Mapping[str, float], n_items: Mapping[str, in
         pooled = float((a * weights).sum() / weights.sum())
         total = int(weights.sum())
     n = len(a)
-    return Summary(
+    out = Summary(
         n_instructions=n, mean=float(a.mean()), std=float(a.std(ddof=STD_DDOF)) if n > 1 else None,
         median=float(np.median(a)), min=float(a.min()), max=float(a.max()),
         spread=float(a.max() - a.min()) if n > 1 else None, cps=cps(a),
         worst_instruction=names[int(a.argmin())], best_instruction=names[int(a.argmax())],
-        pooled_mean=pooled, n_items=total, pss=pss,
+        pooled_mean=pooled, n_items=total, pss=pss, std_within=float(a.std(ddof=STD_DDOF)) if n > 1 else None,
     )
+    tasks = [task_of.get(k, "") for k in names] if task_of else [""] * n
+    if len(set(tasks)) > 1:
+        _per_task(out, names, a, tasks, instruction_of or {})
+    return out
+
+
+def _per_task(out: Summary, names: list[str], a: np.ndarray, tasks: list[str],
+              instruction_of: Mapping[str, str]) -> None:
+    """Overwrite the instruction-sensitivity statistics of ``out`` by per-task values averaged over tasks."""
+    task_ids = list(dict.fromkeys(tasks))
+    members = [np.flatnonzero(np.array(tasks) == t) for t in task_ids]
+    accs = [a[m] for m in members]
+    multi = [x for x in accs if len(x) > 1]
+    out.n_tasks = len(task_ids)
+    out.min = float(np.mean([x.min() for x in accs]))
+    out.max = float(np.mean([x.max() for x in accs]))
+    out.cps = float(np.mean([cps(x) for x in accs]))
+    out.spread = float(np.mean([x.max() - x.min() for x in multi])) if multi else None
+    out.std_within = float(np.mean([x.std(ddof=STD_DDOF) for x in multi])) if multi else None
+    deviation: dict[str, list[float]] = {}
+    for m, x in zip(members, accs):
+        for j, v in zip(m, x - x.mean()):
+            deviation.setdefault(instruction_of.get(names[j], names[j]), []).append(float(v))
+    keys = list(deviation)
+    mean_dev = np.array([np.mean(deviation[k]) for k in keys])
+    out.worst_instruction = keys[int(mean_dev.argmin())]
+    out.best_instruction = keys[int(mean_dev.argmax())]
 
 
 def pss(strata: Sequence[np.ndarray]) -> float | None:
@@ -84,6 +121,14 @@ def pss(strata: Sequence[np.ndarray]) -> float | None:
     return float(np.concatenate(per_item).mean()) if per_item else None
 
 
+# How each kind of interval is obtained (report.md and report.json say it next to every interval).
+INTERVAL_KINDS = {
+    "items+instructions": "two-way percentile bootstrap: items resampled within each benchmark task, "
+                          "instructions resampled as units (one unit per instruction, across the tasks it is used on)",
+    "instructions": "percentile bootstrap over instructions (no per-item scores: items not resampled)",
+}
+
+
 @dataclass
 class Interval:
     estimate: float
@@ -92,6 +137,8 @@ class Interval:
     level: float
     method: str  # "items+instructions" | "instructions" (what was resampled)
     n_boot: int
+    kind: str = "bootstrap"  # how the interval was obtained: bootstrap | irt-posterior
+    description: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,17 +150,36 @@ class Stratum:
 
     ``scores`` is (items x columns) when per-item scores are known, else (1 x columns) holding the
     columns' accuracies (then items are not resampled). A column belongs to one instruction
-    ``unit``; units are resampled with replacement within their ``unit_class`` (observed and
-    unobserved instructions separately, since their numbers are fixed by design); columns add into
-    the statistic's ``group`` with ``weight`` (1 = mean over instructions, n_items = pooled).
+    ``unit``, an index into the units shared by all strata, so an instruction used on several tasks
+    is one resampling unit; columns add into the statistic's ``group`` with ``weight`` (1 = mean
+    over instructions, n_items = pooled).
     """
 
     scores: np.ndarray
-    unit: np.ndarray  # (columns,) int
-    unit_class: np.ndarray  # (units,) int
+    unit: np.ndarray  # (columns,) int, global unit index
     group: np.ndarray  # (columns,) int
     weight: np.ndarray  # (columns,) float
     has_items: bool
+
+
+def unit_index(strata_keys: Sequence[Sequence[Hashable]], side: Mapping[Hashable, int]
+               ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Global unit indices of each stratum's columns, and each unit's resampling class.
+
+    Units are resampled within their class = (side, the set of tasks the instruction is used on):
+    the number of observed and unobserved instructions, and which tasks they cover, is fixed by
+    design, so only which instructions were drawn varies.
+    """
+    ids: dict[Hashable, int] = {}
+    footprint: dict[Hashable, set[int]] = {}
+    for s, keys in enumerate(strata_keys):
+        for k in keys:
+            ids.setdefault(k, len(ids))
+            footprint.setdefault(k, set()).add(s)
+    classes: dict[tuple, int] = {}
+    unit_class = np.array([classes.setdefault((side[k], frozenset(footprint[k])), len(classes)) for k in ids],
+                          dtype=int)
+    return [np.array([ids[k] for k in keys], dtype=int) for keys in strata_keys], unit_class
 
 
 def _resample_counts(rng: np.random.Generator, n_rep: int, k: int) -> np.ndarray:
@@ -122,11 +188,16 @@ def _resample_counts(rng: np.random.Generator, n_rep: int, k: int) -> np.ndarray
     return np.bincount(draws.ravel(), minlength=n_rep * k).reshape(n_rep, k).astype(float)
 
 
-def _group_means(strata: Sequence[Stratum], n_groups: int, rng: np.random.Generator | None,
-                 n_rep: int) -> np.ndarray:
+def _group_means(strata: Sequence[Stratum], unit_class: np.ndarray, n_groups: int,
+                 rng: np.random.Generator | None, n_rep: int) -> np.ndarray:
     """(n_rep x n_groups) weighted means; rng None = no resampling (the point estimate)."""
     sums = np.zeros((n_rep, n_groups))
     weights = np.zeros((n_rep, n_groups))
+    unit_counts = np.ones((n_rep, len(unit_class)))
+    if rng is not None:
+        for cls in np.unique(unit_class):
+            members = np.flatnonzero(unit_class == cls)
+            unit_counts[:, members] = _resample_counts(rng, n_rep, len(members))
     for s in strata:
         y = np.asarray(s.scores, dtype=float)
         n_items = y.shape[0]
@@ -134,14 +205,6 @@ def _group_means(strata: Sequence[Stratum], n_groups: int, rng: np.random.Genera
             col_acc = _resample_counts(rng, n_rep, n_items) @ y / n_items
         else:
             col_acc = np.broadcast_to(y.mean(axis=0), (n_rep, y.shape[1]))
-        n_units = len(s.unit_class)
-        unit_counts = np.zeros((n_rep, n_units))
-        for cls in np.unique(s.unit_class):
-            members = np.flatnonzero(s.unit_class == cls)
-            if rng is None:
-                unit_counts[:, members] = 1.0
-            else:
-                unit_counts[:, members] = _resample_counts(rng, n_rep, len(members))
         col_w = unit_counts[:, s.unit] * s.weight[None, :]
         for g in range(n_groups):
             cols = s.group == g
@@ -152,47 +215,53 @@ def _group_means(strata: Sequence[Stratum], n_groups: int, rng: np.random.Genera
         return sums / weights
 
 
-def bootstrap(strata: Sequence[Stratum], n_groups: int, statistic, n_boot: int = 2000, seed: int = 0,
-              level: float = 0.95, chunk: int = 250) -> Interval:
+def bootstrap(strata: Sequence[Stratum], unit_class: np.ndarray, n_groups: int, statistic, n_boot: int = 2000,
+              seed: int = 0, level: float = 0.95, chunk: int = 250) -> Interval:
     """Percentile interval of ``statistic(group_means)`` (vectorized over rows) under the two-way resampling."""
-    estimate = float(statistic(_group_means(strata, n_groups, None, 1))[0])
+    estimate = float(statistic(_group_means(strata, unit_class, n_groups, None, 1))[0])
     rng = np.random.default_rng(seed)
     reps = []
     for start in range(0, n_boot, chunk):
-        reps.append(statistic(_group_means(strata, n_groups, rng, min(chunk, n_boot - start))))
+        reps.append(statistic(_group_means(strata, unit_class, n_groups, rng, min(chunk, n_boot - start))))
     reps = np.concatenate(reps)
     reps = reps[np.isfinite(reps)]
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(reps, [alpha, 1.0 - alpha]) if len(reps) else (math.nan, math.nan)
     method = "items+instructions" if all(s.has_items for s in strata) else "instructions"
-    return Interval(estimate, float(low), float(high), level, method, n_boot)
+    return Interval(estimate, float(low), float(high), level, method, n_boot, "bootstrap",
+                    f"{INTERVAL_KINDS[method]}; {n_boot} replicates, seed {seed}")
 
 
 def gap_strata(tasks: Mapping[str, tuple[np.ndarray, Sequence[bool]]],
-               weights: Mapping[str, Sequence[float]] | None = None, has_items: bool = True) -> list[Stratum]:
+               weights: Mapping[str, Sequence[float]] | None = None, has_items: bool = True,
+               units: Mapping[str, Sequence[Hashable]] | None = None) -> tuple[list[Stratum], np.ndarray]:
     """Strata for the observed/unobserved gap: per benchmark, a matrix and which columns are observed.
 
-    Group 0 = observed, group 1 = unobserved; each column is its own instruction unit.
+    Group 0 = observed, group 1 = unobserved. ``units`` names each column's instruction (default:
+    every column its own instruction); columns of one instruction on several tasks share a unit.
     """
+    names = list(tasks)
+    flags = {n: np.asarray(tasks[n][1], dtype=bool) for n in names}
+    keys = [list(units[n]) if units else [(n, j) for j in range(len(flags[n]))] for n in names]
+    side = {k: int(not f) for n, ks in zip(names, keys) for k, f in zip(ks, flags[n])}
+    unit_of, unit_class = unit_index(keys, side)
     strata = []
-    for name, (y, observed) in tasks.items():
-        observed = np.asarray(observed, dtype=bool)
-        y = np.asarray(y, dtype=float)
+    for n, unit in zip(names, unit_of):
+        y = np.asarray(tasks[n][0], dtype=float)
         if y.ndim == 1:
             y = y[None, :]
-        cols = np.arange(len(observed))
-        group = np.where(observed, 0, 1)
-        w = np.asarray(weights[name], dtype=float) if weights else np.ones(len(observed))
-        strata.append(Stratum(y, cols, group.copy(), group, w, has_items and y.shape[0] > 1))
-    return strata
+        group = np.where(flags[n], 0, 1)
+        w = np.asarray(weights[n], dtype=float) if weights else np.ones(len(group))
+        strata.append(Stratum(y, unit, group, w, has_items and y.shape[0] > 1))
+    return strata, unit_class
 
 
 def gap_interval(tasks: Mapping[str, tuple[np.ndarray, Sequence[bool]]], n_boot: int = 2000, seed: int = 0,
                  level: float = 0.95, weights: Mapping[str, Sequence[float]] | None = None,
-                 has_items: bool = True) -> Interval:
+                 has_items: bool = True, units: Mapping[str, Sequence[Hashable]] | None = None) -> Interval:
     """CI of Δ = mean(unobserved) - mean(observed), resampling items and instructions (paired over items)."""
-    strata = gap_strata(tasks, weights, has_items)
-    return bootstrap(strata, 2, lambda m: m[:, 1] - m[:, 0], n_boot, seed, level)
+    strata, unit_class = gap_strata(tasks, weights, has_items, units)
+    return bootstrap(strata, unit_class, 2, lambda m: m[:, 1] - m[:, 0], n_boot, seed, level)
 
 
 def instruction_gap_interval(observed: Sequence[float], unobserved: Sequence[float], n_boot: int = 2000,
@@ -201,6 +270,35 @@ def instruction_gap_interval(observed: Sequence[float], unobserved: Sequence[flo
     acc = np.concatenate([np.asarray(observed, float), np.asarray(unobserved, float)])
     flags = [True] * len(observed) + [False] * len(unobserved)
     return gap_interval({"all": (acc[None, :], flags)}, n_boot, seed, level, has_items=False)
+
+
+SIGN_FLIP_TEST = ("paired sign-flip permutation test over items: per item, the adapter-minus-base score "
+                  "averaged over the instructions; an item's instructions flip together (items are clusters)")
+
+
+SIGN_FLIP_TEST_INSTRUCTIONS = ("paired sign-flip permutation test over instructions: per instruction, the "
+                               "adapter-minus-base accuracy (instructions are clusters)")
+
+
+def sign_flip_test(diffs: Sequence[np.ndarray], weights: Sequence[float], n_perm: int = 10000,
+                   seed: int = 0, chunk: int = 2000) -> dict:
+    """Two-sided p-value of T = sum_s weights[s] * mean(diffs[s]) under random sign flips per item.
+
+    ``diffs[s]`` holds, per item of benchmark task s, the adapter-minus-base score averaged over
+    the instructions. Under H0 (base and adapter exchangeable on every item) each item's
+    difference is symmetric about 0 whatever it shares with the other instructions on that item,
+    so flipping whole items keeps the test's level where pooling (instruction x item) pairs does not.
+    """
+    d = np.concatenate([w * np.asarray(x, float) / len(x) for x, w in zip(diffs, weights) if len(x)])
+    observed = float(d.sum())
+    rng = np.random.default_rng(seed)
+    hits = 0
+    chunk = max(1, min(chunk, 4_000_000 // max(1, len(d))))  # bounded memory on 14k-item MMLU
+    for start in range(0, n_perm, chunk):
+        signs = rng.integers(0, 2, size=(min(chunk, n_perm - start), len(d))) * 2.0 - 1.0
+        hits += int((np.abs(signs @ d) >= abs(observed) - 1e-12).sum())
+    return {"statistic": observed, "p_value": (hits + 1) / (n_perm + 1), "n_items": int(len(d)),
+            "n_perm": n_perm, "test": SIGN_FLIP_TEST}
 
 
 def mcnemar(base: Sequence[float], other: Sequence[float]) -> dict:

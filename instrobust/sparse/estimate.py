@@ -388,18 +388,9 @@ def render_estimated_markdown(report: dict) -> str:
 
 
 def write_estimated_report(report: dict, outdir: str | Path, figures: bool = True) -> Path:
-    import json
+    from instrobust.report import write_report
 
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    if figures:
-        from instrobust.report.plots import make_figures
-
-        report["figures"] = make_figures(report, outdir / "figures")
-    (outdir / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
-    md = outdir / "report.md"
-    md.write_text(render_estimated_markdown(report))
-    return md
+    return write_report(report, outdir, figures, render=render_estimated_markdown)
 
 
 def main(argv: list[str] | None = None) -> int:
