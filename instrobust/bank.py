@@ -227,6 +227,11 @@ class InstructionBank:
         if observed:
             obs, skipped = load_observed(benchmark, resolver=resolver)
             instructions += obs
+            from instrobust.paper import load_paper  # the authors' own set, read from their code
+
+            paper, why = load_paper(benchmark, resolver)
+            instructions += paper
+            skipped.update(why)
         return cls(instructions, skipped)
 
     def __len__(self) -> int:

@@ -21,6 +21,10 @@ def tasks_path() -> Path:
 def _list(args) -> int:
     from instrobust.bank import InstructionBank
 
+    if args.collection == "paper":  # the authors' own set, for every benchmark, counted per benchmark
+        from instrobust.paper.listing import print_paper
+
+        return print_paper()
     bank = InstructionBank.load(args.benchmark, observed=not args.unobserved_only)
     rows = bank.select(collection=args.collection) if args.collection else list(bank)
     for ins in rows:
@@ -55,7 +59,7 @@ def main(argv: list[str]) -> int:
     sub.add_parser("tasks-path", help="print the task YAML folder for lm_eval --include_path")
     p = sub.add_parser("list", help="list instructions")
     p.add_argument("--benchmark", default="mmlu")
-    p.add_argument("--collection", choices=["flan2022", "alpaca", "p3", "unobserved"])
+    p.add_argument("--collection", choices=["flan2022", "alpaca", "p3", "unobserved", "paper"])
     p.add_argument("--unobserved-only", action="store_true", help="do not load upstream sources")
     p = sub.add_parser("render", help="render one MMLU question with an instruction")
     p.add_argument("instruction", help="instruction id, e.g. mmlu_unobs_07 or mmlu_obs_flan2022_12")

@@ -24,6 +24,10 @@ def bank_for(benchmark: str, observed: bool) -> InstructionBank:
 def instruction(instruction_id: str) -> Instruction:
     if instruction_id.startswith("bbl_"):
         return bbl_instruction(instruction_id)
+    if "_paper_" in instruction_id:  # the authors' own instructions: read just their file
+        from instrobust.paper import get as paper_instruction
+
+        return paper_instruction(instruction_id)
     benchmark = instruction_id.split("_", 1)[0]
     observed = "_obs_" in instruction_id
     return bank_for(benchmark, observed).get(instruction_id)

@@ -398,6 +398,10 @@ def planned_variant_ids(task: str) -> dict[str, list[str]]:
 
 def get(instruction_id: str, resolver: SourceResolver | None = None) -> Instruction:
     """One BBL instruction by id, loading only what it needs."""
+    if "_paper_" in instruction_id:  # the authors' own (instrobust.paper), e.g. bbl_winowhy_paper_03
+        from instrobust.paper import get as paper_instruction
+
+        return paper_instruction(instruction_id, resolver)
     m = _PIECE.match(instruction_id)
     if not m:
         raise UnknownInstructionError(
@@ -446,4 +450,10 @@ def load_bbl_bank(resolver: SourceResolver | None = None, observed: bool = True)
                 out.append(variant_instruction(task, variant, resolver))
             except SourceUnavailable as exc:
                 skipped[f"var_{variant}"] = str(exc)
+    if observed:  # "observed" here means: read upstream files; the paper's are one of them
+        from instrobust.paper import load_paper
+
+        paper, why = load_paper("bbl", resolver)
+        out += paper
+        skipped.update(why)
     return InstructionBank(out, skipped)

@@ -59,7 +59,9 @@ def planned_groups(benchmark: str) -> dict[str, list[str]]:
     for name, block, task in _sets(benchmark):
         scope = f"bbl_{task}" if task else benchmark
         group = f"{scope}_paper" + (f"_{name}" if name not in ("general", "unobserved") else "")
-        out[group] = [make_id(benchmark, name, _number(e), task) for e in block.get("methods", block.get("entries", []))]
+        ids = [make_id(benchmark, name, _number(e), task) for e in block.get("methods", block.get("entries", []))]
+        if ids:
+            out[group] = ids
     return out
 
 
@@ -72,9 +74,9 @@ def _build(reader, benchmark: str, name: str, block: dict, entry: dict, task: st
     if benchmark == "mmlu":
         kw = dict(benchmark="mmlu", task_type="qa", question_var="question")
         if name == "alpaca":
-            return load.alpaca_set(reader, block, iid, entry, **kw)
-        return load.template_set(reader, block, iid, entry, **kw)
-    return load.template_set(reader, block, iid, entry, benchmark="bbl", task_type=task_info(task).task_type,
+            return load.alpaca_set(reader, block, iid, entry, name, **kw)
+        return load.template_set(reader, block, iid, entry, name, **kw)
+    return load.template_set(reader, block, iid, entry, name, benchmark="bbl", task_type=task_info(task).task_type,
                              question_var="input", bbl_task=task)
 
 
@@ -108,8 +110,8 @@ def _locate(instruction_id: str) -> tuple:
         why = _refusal(block, number)
         if why:
             raise UnknownInstructionError(f"instruction {instruction_id!r} is not available: {why}")
-    prefix = instruction_id.rsplit("_", 1)[0] + "_"
-    known = [i for i in planned_ids(benchmark) if i.startswith(prefix)]
+    known = [make_id(benchmark, name, _number(e), t) for name, block, t in _sets(benchmark, task)
+             if name == set_name for e in block.get("methods", block.get("entries", []))]
     hint = f" (this set has {known[0]} .. {known[-1]})" if known else ""
     raise UnknownInstructionError(f"unknown instruction id {instruction_id!r}{hint}")
 

@@ -68,7 +68,11 @@ def literal_str(node: ast.AST, where: str) -> str:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        return literal_str(node.left, where) + literal_str(node.right, where)
+        try:
+            return literal_str(node.left, where) + literal_str(node.right, where)
+        except Unreadable:
+            raise Unreadable(f"{where} builds its text with a + concatenation of the item's fields, "
+                             f"not a string literal") from None
     raise Unreadable(f"{where} builds its text with {_describe(node)}, not a string literal")
 
 

@@ -48,9 +48,9 @@ def upstream_file(path: str, sha256: str | None) -> UpstreamFile:
 class Reader:
     """Fetches pinned files once and reads verified pieces out of them."""
 
-    def __init__(self, resolver: SourceResolver | None = None):
+    def __init__(self, resolver: SourceResolver | None = None, pins: dict | None = None):
         self.resolver = resolver or SourceResolver()
-        self.files = spec()["files"]
+        self.files = (pins or spec())["files"]  # relative path -> sha256
         self._copies: dict[str, Path] = {}
 
     def path(self, rel: str) -> Path:
@@ -84,10 +84,9 @@ class Reader:
 
 
 def make(answer_space: str, **kw) -> Instruction:
-    """An Instruction carrying its answer space (on the dataclass once it has the field)."""
+    """A paper Instruction; ``provenance["answer_space"]`` (letters / options, from their helper's
+    ``label_space``) is what instrobust.answers scores it on."""
     kw["provenance"] = {**kw["provenance"], "answer_space": answer_space}
-    if "answer_space" in {f.name for f in dataclasses.fields(Instruction)}:
-        kw["answer_space"] = answer_space
     return Instruction(collection="paper", **kw)
 
 
@@ -122,16 +121,16 @@ def build(prompt: configs.MethodPrompt, plan: formats.HelperPlan, iid: str, *, b
     return ins
 
 
-def template_set(reader: Reader, block: dict, iid: str, entry: dict, **kw) -> Instruction:
+def template_set(reader: Reader, block: dict, iid: str, entry: dict, paper_set: str, **kw) -> Instruction:
     """One pinned ``unobservedN`` method (MMLU general/specific, a BBL task, Adv)."""
     prompt = reader.prompt(block, entry)
     plan = reader.helper(block["helpers"][prompt.helper])
-    prov = _provenance(reader, block, method=entry["method"], their_id=entry.get("their_id"))
+    prov = _provenance(reader, block, set=paper_set, method=entry["method"], their_id=entry.get("their_id"))
     return build(prompt, plan, iid, provenance=prov, where=f"{block['file']}: {block['class']}.{entry['method']}", **kw)
 
 
-def alpaca_set(reader: Reader, block: dict, iid: str, entry: dict, *, benchmark: str, task_type: str,
-               question_var: str) -> Instruction:
+def alpaca_set(reader: Reader, block: dict, iid: str, entry: dict, paper_set: str, *, benchmark: str,
+               task_type: str, question_var: str) -> Instruction:
     """One entry of a ``_UNOBSERVED_ALPACA_INSTRUCTIONS`` list in their Alpaca prompt."""
     path = reader.path(block["file"])
     items = configs.class_str_list(path, block["class"], block["list"])
@@ -153,7 +152,7 @@ def alpaca_set(reader: Reader, block: dict, iid: str, entry: dict, *, benchmark:
     wrap_plan = formats.HelperPlan("alpaca_template_with_input",
                                    fields={"instruction": ("value", "paper_instruction"), "input": ("jinja", inner_src)})
     template, values = formats.to_jinja(wrap_text, wrap_plan, question_var, (), wrap["method"])
-    prov = _provenance(reader, block, list=block["list"], index=entry["index"], their_id=entry.get("their_id"))
+    prov = _provenance(reader, block, set=paper_set, list=block["list"], index=entry["index"], their_id=entry.get("their_id"))
     ins = make("letters", id=iid, benchmark=benchmark, task_type=task_type, template=template,
                values={**values, **inner_values, "paper_instruction": instruction}, provenance=prov)
     check_qa_template(ins)

@@ -1,0 +1,224 @@
+"""The paper collection: the authors' InstructionEval instructions read with ast at run time.
+
+Fixture tests use configs we wrote in their shape (tests/fixtures/instructioneval); the real-copy
+tests compare our prompts with prompts derived independently from their files: the test reads
+the template with its own ast walk and applies a hand-written copy of their helper's formatting.
+"""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from instrobust.bank import render
+from instrobust.errors import ChecksumError, DataError, UnknownInstructionError
+from instrobust.paper import configs, formats, load, planned_groups, planned_ids
+from instrobust.sources import SourceResolver, sha256_file, sha256_text
+
+FIXTURE = Path(__file__).parent / "fixtures" / "instructioneval"
+FIX_ROOT = FIXTURE / "observed_sources" / "instructioneval"
+GENERAL = "configs/MMLU/general.py"
+ALPACA = "configs/processors/Alpaca_templates.py"
+STORIES = "configs/BBH/binary_classification/strange_stories.py"
+DOC = {"question": "QUIZ: Which planet is red?", "choices": ["Venus", "Mars", "Moon", "Sun"],
+       "letters": list("ABCD"), "subject": "astronomy", "answer": 1}
+
+
+def fixture_reader(**overrides) -> load.Reader:
+    pins = {"files": {rel: sha256_file(FIX_ROOT / rel) for rel in (GENERAL, ALPACA, STORIES)}}
+    pins["files"].update(overrides)
+    return load.Reader(SourceResolver(data_dir=FIXTURE), pins=pins)
+
+
+def block(rel: str, cls: str, helper: str, method: str) -> tuple[dict, dict]:
+    prompt = configs.method_prompt(FIX_ROOT / rel, cls, method)
+    helpers = {helper: {"file": rel, "class": cls, "method": helper,
+                        "sha256": sha256_text(configs.source_of(FIX_ROOT / rel, cls, helper))}}
+    return ({"file": rel, "class": cls, "helpers": helpers},
+            {"method": method, "sha256": load.piece_digest(prompt)})
+
+
+def mmlu(reader, method: str):
+    b, entry = block(GENERAL, "MMLUGeneralPreprocessor", "unobserved_template", method)
+    return load.template_set(reader, b, f"mmlu_paper_{method[-1]:0>2}", entry, "general",
+                             benchmark="mmlu", task_type="qa", question_var="question")
+
+
+# ---- fixture: reading, translating, refusing -----------------------------------------------
+
+def test_fixture_prompt_matches_their_str_format_and_file_is_never_executed():
+    marker = FIX_ROOT / "configs" / "MMLU" / "EXECUTED"
+    marker.unlink(missing_ok=True)
+    ins = mmlu(fixture_reader(), "unobserved1")
+    assert render(ins, DOC) == "Quiz time! QUIZ: Which planet is red?\n(a) Venus | (b) Mars | (c) Moon | (d) Sun\nYour letter:"
+    assert ins.collection == "paper" and ins.provenance["answer_space"] == "letters"
+    assert not marker.exists(), "the config file was executed"
+
+
+def test_fixture_braces_stay_text_and_question_edits_apply():
+    ins = mmlu(fixture_reader(), "unobserved3")
+    # What Python's str.format gives for the same template: "{{" is "{", never a Jinja tag.
+    assert render(ins, DOC) == "Curly {kept} and {{ 7 * 7 }} stay text. Which planet is red? = Venus / Mars / Moon / Sun?"
+    assert "Curly" not in ins.template and "QUIZ" not in ins.template  # upstream text only as values
+
+
+@pytest.mark.parametrize("method, says", [
+    ("unobserved2", "an f-string"),
+    ("unobserved4", "a + concatenation of the item's fields"),
+])
+def test_fixture_non_literal_prompts_are_refused_naming_the_method(method, says):
+    with pytest.raises(configs.Unreadable) as err:
+        configs.method_prompt(FIX_ROOT / GENERAL, "MMLUGeneralPreprocessor", method)
+    assert f"MMLUGeneralPreprocessor.{method}" in str(err.value) and says in str(err.value)
+
+
+def test_fixture_template_showing_the_answer_is_refused():
+    with pytest.raises(DataError, match=r"\{answer\} is not one unobserved_template fills"):
+        mmlu(fixture_reader(), "unobserved5")
+
+
+def test_fixture_changed_file_or_text_fails_its_checksum():
+    with pytest.raises(ChecksumError):
+        mmlu(fixture_reader(**{GENERAL: "0" * 64}), "unobserved1")
+    b, entry = block(GENERAL, "MMLUGeneralPreprocessor", "unobserved_template", "unobserved1")
+    with pytest.raises(ChecksumError, match="unobserved1"):
+        load.template_set(fixture_reader(), b, "mmlu_paper_01", {**entry, "sha256": "1" * 64}, "general",
+                          benchmark="mmlu", task_type="qa", question_var="question")
+
+
+def test_fixture_alpaca_list_in_their_wrapper_keeps_implicit_concatenation():
+    reader = fixture_reader()
+    items = configs.class_str_list(FIX_ROOT / GENERAL, "MMLUGeneralPreprocessor", "_UNOBSERVED_ALPACA_INSTRUCTIONS")
+    assert len(items) == 2  # the missing comma joins two strings, as in Python
+
+    def receiver(method, target):
+        text = configs.format_receiver(FIX_ROOT / ALPACA, "AlpacaTemplates", method, target)
+        return {"file": ALPACA, "class": "AlpacaTemplates", "method": method, "target": target, "sha256": sha256_text(text)}
+
+    b = {"file": GENERAL, "class": "MMLUGeneralPreprocessor", "list": "_UNOBSERVED_ALPACA_INSTRUCTIONS",
+         "wrapper": receiver("alpaca_template_with_input", "input_text"), "input": receiver("alpaca_multiple_choice", "inputs")}
+    ins = load.alpaca_set(reader, b, "mmlu_paper_alpaca_02", {"index": 1, "sha256": sha256_text(items[1])}, "alpaca",
+                          benchmark="mmlu", task_type="qa", question_var="question")
+    assert render(ins, DOC) == (
+        "A made-up wrapper.\n\n## Task:\nThink like a librarian and choose one option.This line lost its comma, "
+        "so it joins the one above.\n\n## Data:\nQ) QUIZ: Which planet is red?\n(A) Venus\n(B) Mars\n(C) Moon\n(D) Sun"
+        "\n\n## Reply:")
+
+
+def test_fixture_bbl_split_helper_and_item_fields():
+    plan = formats.read_helper(FIX_ROOT / STORIES, "StrangeStoriesPreprocessor", "unobserved_template")
+    assert plan.answer_space == "options" and plan.n_options is None
+    prompt = configs.method_prompt(FIX_ROOT / STORIES, "StrangeStoriesPreprocessor", "unobserved1")
+    template, values = formats.to_jinja(prompt.template, plan, "input")
+    from instrobust.bank import Instruction
+
+    ins = Instruction(id="bbl_strange_stories_paper_01", benchmark="bbl", collection="paper", task_type="bc",
+                      template=template, values=values)
+    doc = {"input": "Ann lost her cat.\nIs Ann sad?", "choices": ["yes", "no"], "letters": ["A", "B"], "answer": 0, "task": "t"}
+    assert render(ins, doc) == "First line only: Ann lost her cat.\nWhole story: Ann lost her cat.\nIs Ann sad?\nyes or no?"
+    bad = configs.method_prompt(FIX_ROOT / STORIES, "StrangeStoriesPreprocessor", "unobserved2")
+    with pytest.raises(DataError, match="raw option list"):
+        formats.to_jinja(bad.template, plan, "input")
+
+
+def test_planned_ids_need_no_upstream_file():
+    ids = planned_ids("mmlu")
+    assert [i for i in ids if i.count("_") == 2] == [f"mmlu_paper_{n:02d}" for n in range(1, 21)]
+    groups = planned_groups("mmlu")
+    assert len(groups["mmlu_paper"]) == 20 and "mmlu_paper_alpaca" in groups
+    assert all(len(v) <= 10 for k, v in planned_groups("bbl").items() if k.endswith("_paper"))
+
+
+def test_unknown_and_refused_ids_get_one_line_errors():
+    from instrobust.paper import get
+
+    with pytest.raises(UnknownInstructionError, match="mmlu_paper_01 .. mmlu_paper_20"):
+        get("mmlu_paper_21")
+    with pytest.raises(UnknownInstructionError, match="not available: .*unobserved4"):
+        get("bbl_winowhy_paper_04")
+
+
+def test_subset_filter_keeps_items_under_the_token_limit():
+    from instrobust.paper.subset import kept_indices
+
+    class WordTokenizer:  # a real callable with the tokenizer interface their filter uses
+        def __call__(self, texts, truncation=True):
+            return {"input_ids": [t.split() for t in texts]}
+
+    long = dict(DOC, choices=["w " * 40, "x", "y", "z"], answer=0)
+    assert kept_indices([DOC, long], WordTokenizer(), max_tokens=50) == [0]
+
+
+# ---- the real InstructionEval copy ------------------------------------------------------------
+
+def _their_template(path: Path, method: str) -> str:
+    """Independent of instrobust: the literal their method assigns to input_template."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef) and node.name == method:
+            for stmt in node.body:
+                if isinstance(stmt, ast.Assign) and ast.unparse(stmt.targets[0]) == "input_template":
+                    return ast.literal_eval(stmt.value)
+    raise AssertionError(f"{method} not found")
+
+
+def _their_mmlu_prompt(template: str, doc: dict) -> str:
+    """A hand-written copy of their MMLU `unobserved_template` formatting."""
+    a, b, c, d = doc["choices"]
+    return template.format(question=doc["question"], choiceA=a, choiceB=b, choiceC=c, choiceD=d)
+
+
+@pytest.fixture(scope="module")
+def real(data_dir):
+    root = data_dir / "observed_sources" / "instructioneval"
+    if not (root / GENERAL).is_file():
+        pytest.skip("no InstructionEval copy under observed_sources/instructioneval")
+    return root
+
+
+def test_render_cli_prints_their_prompt_for_mmlu_paper_03(real, data_dir):
+    from instrobust.data import mmlu_split
+
+    expected = _their_mmlu_prompt(_their_template(real / GENERAL, "unobserved3"), mmlu_split("test")[0])
+    out = subprocess.run([sys.executable, "-m", "instrobust.cli", "render", "mmlu_paper_03", "--index", "0"],
+                         capture_output=True, text=True, env={**__import__("os").environ, "INSTROBUST_DATA_DIR": str(data_dir)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == expected + "\n"
+
+
+def test_all_20_general_instructions_match_their_formatting(real):
+    from instrobust.data import mmlu_split
+    from instrobust.paper import get
+
+    docs = [mmlu_split("test")[i] for i in (0, 5000, 14041)]
+    for n in range(1, 21):
+        template = _their_template(real / GENERAL, f"unobserved{n}")
+        ins = get(f"mmlu_paper_{n:02d}")
+        assert [render(ins, d) for d in docs] == [_their_mmlu_prompt(template, d) for d in docs], n
+        assert ins.provenance["answer_space"] == "letters"
+
+
+def test_loaded_collection_matches_the_pins_and_stores_no_upstream_text(real):
+    from instrobust.paper import load_paper
+
+    mmlu_ins, skipped = load_paper("mmlu")
+    bbl_ins, bbl_skipped = load_paper("bbl")
+    assert not skipped and not bbl_skipped
+    assert [i.id for i in mmlu_ins] == planned_ids("mmlu") and [i.id for i in bbl_ins] == planned_ids("bbl")
+    assert len([i for i in mmlu_ins if i.provenance["set"] == "general"]) == 20
+    pins = load.SPEC_PATH.read_text()
+    pieces = {v for i in mmlu_ins + bbl_ins for v in i.values.values() if len(v) >= 25}
+    assert pieces and not [p for p in pieces if p in pins]
+
+
+def test_bbl_strange_stories_matches_their_helper(real):
+    from instrobust.bbl.data import bbl_pool
+    from instrobust.paper import get
+
+    doc = bbl_pool("strange_stories").test[0]
+    rel = "configs/BBH/binary_classification/strange_stories.py"
+    template = _their_template(real / rel, "unobserved2")
+    context = doc["input"].split("\n", 1)[0]  # their helper: context, question = q.split("\n", maxsplit=1)
+    assert render(get("bbl_strange_stories_paper_02"), doc) == template.format(question=doc["input"], context=context)
