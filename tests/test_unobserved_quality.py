@@ -41,6 +41,10 @@ VARIANTS = REPO / "templates" / "variants"
 ALLOWED_FIELDS = {"mmlu": {"question", "choices", "letters"}, "bbl": {"input", "choices", "letters"}}
 TEMPLATE_FUNCTIONS = {"zip", "enumerate", "len", "str"}
 SPACES = ("letters", "options")
+# A template asks for the task in its own words: "{{ input }} (Yes / No)" alone is no instruction.
+MIN_WORDS = 6
+SHARED_RUN = 6
+MARKDOWN = re.compile(r"^#{1,6} |\*\*[^*\n]+\*\*|^\|.*\|$", re.M)
 
 # Markers wrapped around each field value before rendering, so a check can see exactly where
 # the template put it (control characters never occur in the data).
@@ -223,6 +227,11 @@ def _instruction_text(ins: Instruction, doc: dict) -> str:
     return re.sub(f"[{IN_START}{OPT_START}][^{MARKERS}]*[{IN_END}{OPT_END}]", " ", text)
 
 
+def instruction_words(instruction: str) -> list[str]:
+    """The instruction's own words (option letters are not words)."""
+    return [w for w in re.findall(r"[A-Za-z][A-Za-z'-]*", instruction) if len(w) > 1 or w in ("a", "I")]
+
+
 def test_mmlu_templates_render_cleanly_on_real_rows():
     spaces = answer_spaces(UNOBSERVED / "mmlu")
     bad = {}
@@ -256,9 +265,36 @@ def test_bbl_templates_render_cleanly_on_real_documents(task):
                 problems.append(f"hints at the answer: {hint.group(0)!r}")
             if advice := ADVICE.search(instruction):
                 problems.append(f"gives solving advice: {advice.group(0)!r}")
+            if len(instruction_words(instruction)) < MIN_WORDS:
+                problems.append(f"states no task: only {instruction_words(instruction)} around the input")
         if problems:
             bad[ins.id] = sorted(set(problems))
     assert not bad, "\n".join(f"{k}: {v}" for k, v in bad.items())
+
+
+def test_bbl_tasks_have_their_own_instructions_not_one_plan_per_slot():
+    """The paper's BBL instructions were written per task; ours must not be a few phrasings
+    stamped over every task. No run of SHARED_RUN instruction words is used by more than two tasks."""
+    from collections import defaultdict
+
+    from instrobust.bank import bbl_sentinel_doc
+
+    owners = defaultdict(set)
+    for task, info in TASKS.items():
+        doc = bbl_sentinel_doc(info.task_type, task, n_choices=info.options[0])
+        for ins in bbl_instructions.load_unobserved(task):
+            words = [w.lower() for w in instruction_words(_instruction_text(ins, doc))]
+            for i in range(len(words) - SHARED_RUN + 1):
+                owners[" ".join(words[i:i + SHARED_RUN])].add(task)
+    stamped = {run: sorted(tasks) for run, tasks in owners.items() if len(tasks) > 2}
+    assert not stamped, stamped
+
+
+def test_little_markdown():
+    """Plain requests, as the paper's were: the old plan gave every task a markdown template."""
+    marked = [p.relative_to(UNOBSERVED) for p in sorted(UNOBSERVED.rglob("*.jinja"))
+              if MARKDOWN.search(p.read_text(encoding="utf-8"))]
+    assert len(marked) <= 2, marked
 
 
 # ---- the checks can fail ----------------------------------------------------------------------
