@@ -120,3 +120,53 @@ def test_mcnemar_counts_and_exact_p_value():
     assert stats.mcnemar([1, 0], [1, 0])["p_value"] == 1.0
     with pytest.raises(ValueError):
         stats.mcnemar([0.5], [1.0])
+
+
+def test_an_instruction_used_on_several_tasks_is_one_resampling_unit():
+    # Two BBL tasks; observed instructions o1 (always right) and o2 (always wrong) are used on both.
+    y = np.array([[1.0, 0.0, 0.5]] * 4)
+    tasks = {"t1": (y, [True, True, False]), "t2": (y, [True, True, False])}
+    units = {"t1": ["o1", "o2", "u1"], "t2": ["o1", "o2", "u2"]}
+    strata, unit_class = stats.gap_strata(tasks, units=units)
+    assert len(unit_class) == 4  # o1, o2, u1, u2
+    assert unit_class[0] == unit_class[1] and len({*unit_class[2:]} - {unit_class[0]}) == 2
+    means = stats._group_means(strata, unit_class, 2, np.random.default_rng(0), 2000)[:, 0]
+    # drawn jointly on both tasks: the observed mean is 0, 1/2 or 1, never 1/4 or 3/4
+    assert set(np.round(means, 6)) == {0.0, 0.5, 1.0}
+    separate = stats.gap_strata(tasks)  # each column its own unit: mixes draws across tasks
+    assert 0.25 in set(np.round(stats._group_means(*separate, 2, np.random.default_rng(0), 2000)[:, 0], 6))
+
+
+def _simulate(n_sims: int, shift: float, rng: np.random.Generator, n_items: int = 80, n_instr: int = 10):
+    """0/1 scores of base and adapter sharing item effects; each model has its own item x model effect,
+    shared by all instructions on that item (what makes (item, instruction) pairs dependent)."""
+    item = rng.normal(0, 1.5, (n_sims, n_items, 1))
+    instr = rng.normal(0, 0.3, (n_sims, 1, n_instr))
+    logit_b = item + instr + rng.normal(0, 1.0, (n_sims, n_items, 1))
+    logit_a = item + instr + rng.normal(0, 1.0, (n_sims, n_items, 1)) + shift
+    base = (rng.random((n_sims, n_items, n_instr)) < 1 / (1 + np.exp(-logit_b))).astype(float)
+    adapter = (rng.random((n_sims, n_items, n_instr)) < 1 / (1 + np.exp(-logit_a))).astype(float)
+    return base, adapter
+
+
+def test_adapter_vs_base_test_keeps_its_level_with_shared_item_effects_and_has_power():
+    rng = np.random.default_rng(1)  # over seeds 0-3 the type-I error is 0.04-0.06 (mean 0.048)
+    base, adapter = _simulate(400, 0.0, rng)
+    p_flip = np.array([stats.sign_flip_test([(a - b).mean(axis=1)], [1.0], n_perm=400, seed=k)["p_value"]
+                       for k, (b, a) in enumerate(zip(base, adapter))])
+    type1 = float((p_flip <= 0.05).mean())
+    assert type1 <= 0.07
+    # the old test on pooled (item, instruction) pairs does not keep its level here
+    p_mcnemar = np.array([stats.mcnemar(b.ravel(), a.ravel())["p_value"] for b, a in zip(base, adapter)])
+    assert (p_mcnemar <= 0.05).mean() > 0.15
+    base, adapter = _simulate(200, 0.8, rng)  # a real shift of 0.8 logits (~ +12 points)
+    p_shift = np.array([stats.sign_flip_test([(a - b).mean(axis=1)], [1.0], n_perm=400, seed=k)["p_value"]
+                        for k, (b, a) in enumerate(zip(base, adapter))])
+    assert (p_shift <= 0.05).mean() >= 0.7
+
+
+def test_sign_flip_test_is_exact_on_a_small_case():
+    out = stats.sign_flip_test([np.array([1.0, 1.0, 1.0])], [1.0], n_perm=20000, seed=0)
+    assert out["statistic"] == pytest.approx(1.0)
+    assert out["p_value"] == pytest.approx(2 / 8, abs=0.01)  # +++ and --- of 8 sign patterns
+    assert "items" in out["test"]
