@@ -272,6 +272,18 @@ def test_bbl_templates_render_cleanly_on_real_documents(task):
     assert not bad, "\n".join(f"{k}: {v}" for k, v in bad.items())
 
 
+@pytest.mark.parametrize("path", sorted(VARIANTS.rglob("nonsensical.jinja")), ids=lambda p: p.parent.name)
+def test_nonsensical_controls_render_cleanly(path):
+    """The Figure-3 control is irrelevant on purpose, but it still shows the input and every
+    option cleanly (it is scored on the option texts)."""
+    task = path.parent.name
+    docs, _ = bbl_task_docs(task)
+    ins = Instruction(f"bbl_{task}_var_nonsensical_01", "bbl", "nonsensical", TASKS[task].task_type,
+                      path.read_text(encoding="utf-8").removesuffix("\n"))
+    problems = [p for doc in docs for p in render_problems(ins, doc, "options", "input")]
+    assert not problems, problems
+
+
 def test_bbl_tasks_have_their_own_instructions_not_one_plan_per_slot():
     """The paper's BBL instructions were written per task; ours must not be a few phrasings
     stamped over every task. No run of SHARED_RUN instruction words is used by more than two tasks."""
