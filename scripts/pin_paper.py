@@ -64,6 +64,29 @@ def method_block(root: Path, rel: str, methods: list[tuple[str, str]], set_name:
     return block, used
 
 
+def random_block(root: Path, rel: str, task: str) -> dict:
+    """Figure 3 "nonsensical": random_instruction_1..5, each one of Preprocessor.RANDOM_INSTRUCTIONS."""
+    cls = first_class(root / rel)
+    block = {"file": rel, "class": cls, "list_source": {"file": PREPROCESSOR, "class": "Preprocessor"},
+             "methods": [], "refused": []}
+    for k in range(1, 6):
+        method = f"random_instruction_{k}"
+        entry = {"method": method, "their_id": f"BBL/Random/{k}"}
+        try:
+            prompt = configs.concat_prompt(root / rel, cls, method)
+            text = configs.class_str_list(root / PREPROCESSOR, "Preprocessor", prompt.list_name)[prompt.index]
+            entry["sha256"] = load.random_digest(root / rel, cls, method, text)
+            reader = load.Reader(pins={"files": {rel: None, PREPROCESSOR: None}})
+            load.random_set(reader, block, make_id("bbl", "nonsensical", k, task), entry, "nonsensical",
+                            benchmark="bbl", task_type=TASKS[task].task_type, question_var="input", bbl_task=task)
+        except (DataError, TemplateRenderError) as exc:
+            block["refused"].append({"method": method, "their_id": entry["their_id"],
+                                     "reason": str(exc).replace(str(root) + "/", "")})
+            continue
+        block["methods"].append(entry)
+    return block
+
+
 def alpaca_block(root: Path, rel: str) -> dict:
     cls = first_class(root / rel)
     items = configs.class_str_list(root / rel, cls, "_UNOBSERVED_ALPACA_INSTRUCTIONS")
@@ -101,7 +124,8 @@ def main() -> int:
     for task, rel in ADV_FILES.items():
         methods = [(f"unobserved{n}", f"BBL/Unobserved/{n}") for n in range(1, 6)]
         out["bbl"].setdefault(task, {})["newly"], files = method_block(root, rel, methods, "newly", task)
-        used |= files
+        out["bbl"][task]["nonsensical"] = random_block(root, rel, task)
+        used |= files | {PREPROCESSOR}
     pins = {"files": {rel: sha256_file(root / rel) for rel in sorted(used)}, **out}
     header = ("# The paper collection: which pieces of the authors' InstructionEval configs we read (pinned\n"
               "# by sha256; their text is read at run time, never stored here). Written by\n"

@@ -222,3 +222,25 @@ def test_bbl_strange_stories_matches_their_helper(real):
     template = _their_template(real / rel, "unobserved2")
     context = doc["input"].split("\n", 1)[0]  # their helper: context, question = q.split("\n", maxsplit=1)
     assert render(get("bbl_strange_stories_paper_02"), doc) == template.format(question=doc["input"], context=context)
+
+
+def test_bbl_nonsensical_variant_is_their_random_instruction_then_the_input(real):
+    from instrobust.bbl.data import bbl_pool
+    from instrobust.paper import get
+
+    tree = ast.parse((real / "configs/preprocessor.py").read_text(encoding="utf-8"))
+    randoms = next(ast.literal_eval(n.value) for n in ast.walk(tree)
+                   if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "RANDOM_INSTRUCTIONS")
+    doc = bbl_pool("intent_recognition").test[0]
+    ins = get("bbl_intent_recognition_paper_nonsensical_03")
+    assert render(ins, doc) == randoms[2] + "\n" + doc["input"]  # their: RANDOM[2] + '\n' + question
+    assert ins.answer_space.kind == "options"
+
+
+def test_harness_keeps_only_items_their_helper_can_format(real):
+    from instrobust import harness
+    from instrobust.bbl.data import bbl_pool
+
+    pool = bbl_pool("hindu_knowledge").test
+    test = harness.load_bbl(instruction="bbl_hindu_knowledge_paper_01", bbl_task="hindu_knowledge")["test"]
+    assert len(test) == sum(len(d["choices"]) == 4 for d in pool) < len(pool)

@@ -76,6 +76,9 @@ def _build(reader, benchmark: str, name: str, block: dict, entry: dict, task: st
         if name == "alpaca":
             return load.alpaca_set(reader, block, iid, entry, name, **kw)
         return load.template_set(reader, block, iid, entry, name, **kw)
+    if name == "nonsensical":
+        return load.random_set(reader, block, iid, entry, name, benchmark="bbl", task_type=task_info(task).task_type,
+                               question_var="input", bbl_task=task)
     return load.template_set(reader, block, iid, entry, name, benchmark="bbl", task_type=task_info(task).task_type,
                              question_var="input", bbl_task=task)
 

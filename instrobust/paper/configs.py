@@ -186,3 +186,55 @@ def format_receiver(path: Path, cls: str, name: str, target: str) -> str:
             if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "format":
                 return literal_str(call.func.value, f"{path}: {cls}.{name}")
     raise Unreadable(f"{path}: {cls}.{name} has no `{target} = \"...\".format(...)`")
+
+
+@dataclass(frozen=True)
+class ConcatPrompt:
+    """A Figure-3 ``random_instruction_N``: ``self.<LIST>[k] + "<sep>" + question``."""
+
+    list_name: str
+    index: int
+    parts: tuple[tuple[str, str], ...]  # ("list", ""), ("text", literal), ("question", "")
+    answer_space: str                    # "options" (label_space = options) or "letters"
+    options_loop: bool                   # a loop appends "\n<L>. <option>" lines
+    line: int
+
+
+def concat_prompt(path: Path, cls: str, name: str) -> ConcatPrompt:
+    fn = find_method(path, cls, name)
+    where = f"{path}: {cls}.{name} (line {fn.lineno})"
+    question_vars, parts, list_ref, space, loop = set(), [], None, None, False
+
+    def flatten(node):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            return flatten(node.left) + flatten(node.right)
+        return [node]
+
+    for stmt in fn.body:
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Tuple) and isinstance(stmt.value, ast.Tuple):
+            question_vars |= {t.id for t, v in zip(stmt.targets[0].elts, stmt.value.elts)
+                              if isinstance(t, ast.Name) and _is_item_field(v, "question")}
+        elif isinstance(stmt, ast.Assign) and ast.unparse(stmt.targets[0]) == "input_text" and not parts:
+            for node in flatten(stmt.value):
+                if isinstance(node, ast.Subscript) and ast.unparse(node.value).startswith("self.") \
+                        and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int):
+                    list_ref = (ast.unparse(node.value).removeprefix("self."), node.slice.value)
+                    parts.append(("list", ""))
+                elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    parts.append(("text", node.value))
+                elif isinstance(node, ast.Name) and node.id in question_vars:
+                    parts.append(("question", ""))
+                else:
+                    raise Unreadable(f"{where}: its text joins {_describe(node)}, which is not read")
+        elif isinstance(stmt, ast.For) and parts:
+            # for letter, text in zip([...letters], [A, B, ...]): input_text += "\n" + letter + ". " + text
+            body = stmt.body[0] if len(stmt.body) == 1 else None
+            if not (isinstance(body, ast.AugAssign) and ast.unparse(body.target) == "input_text"
+                    and [ast.unparse(n) for n in flatten(body.value)] == ["'\\n'", "letter", "'. '", "text"]):
+                raise Unreadable(f"{where}: a loop at line {stmt.lineno} builds text we do not recognise")
+            loop = True
+        elif isinstance(stmt, ast.Assign) and ast.unparse(stmt.targets[0]) == "label_space":
+            space = "options" if ast.unparse(stmt.value) in ("options", "item['options']") else "letters"
+    if list_ref is None or space is None:
+        raise Unreadable(f"{where}: not `input_text = self.<LIST>[k] + ...` with a label_space")
+    return ConcatPrompt(list_ref[0], list_ref[1], tuple(parts), space, loop, fn.lineno)

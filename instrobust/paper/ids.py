@@ -7,6 +7,7 @@ Ids (NN is the authors' own number, so ``mmlu_paper_03`` is their ``MMLU/Unobser
 * ``mmlu_paper_alpaca_NN``    the list they used for Alpaca models (``Alpaca/Unobserved/NN``)
 * ``bbl_<task>_paper_NN``     their 10 per BIG-bench Lite task (configs/BBH/...)
 * ``bbl_<task>_paper_newly_NN``  Figure 3, "newly collected" (configs/Adv/<task>.py)
+* ``bbl_<task>_paper_nonsensical_NN``  Figure 3, "nonsensical" (their ``random_instruction_NN``)
 """
 from __future__ import annotations
 
@@ -38,10 +39,11 @@ ADV_FILES = {task: f"configs/Adv/{task}.py" for task in (
     "intent_recognition", "language_identification", "logical_sequence")}
 
 # set name in paper.yaml -> the id infix after "paper" ("" for the main sets)
-INFIX = {"general": "", "specific": "specific_", "alpaca": "alpaca_", "unobserved": "", "newly": "newly_"}
+INFIX = {"general": "", "specific": "specific_", "alpaca": "alpaca_", "unobserved": "", "newly": "newly_",
+         "nonsensical": "nonsensical_"}
 
 _MMLU = re.compile(r"^mmlu_paper_(?:(?P<set>specific|alpaca)_)?(?P<n>\d+)$")
-_BBL = re.compile(r"^bbl_(?P<task>[a-z0-9_]+?)_paper_(?:(?P<set>newly)_)?(?P<n>\d+)$")
+_BBL = re.compile(r"^bbl_(?P<task>[a-z0-9_]+?)_paper_(?:(?P<set>newly|nonsensical)_)?(?P<n>\d+)$")
 
 
 def make_id(benchmark: str, set_name: str, n: int, task: str | None = None) -> str:

@@ -103,6 +103,12 @@ def build(prompt: configs.MethodPrompt, plan: formats.HelperPlan, iid: str, *, b
     if prompt.options_override:
         plan = dataclasses.replace(plan, answer_space="options")
     template, values = formats.to_jinja(prompt.template, plan, question_var, prompt.edits, where)
+    if plan.n_options:
+        # Their helper unpacks exactly n options (and fails on other items); a prompt that
+        # silently dropped an option would be worse, so rendering another item is an error
+        # naming this rule. The harness keeps only fitting items (fitting_items).
+        template = (f"{{% if choices | length != {plan.n_options} %}}"
+                    f"{{{{ paper_helper_takes_exactly_{plan.n_options}_options }}}}{{% endif %}}" + template)
     prov = dict(provenance)
     if bbl_task:
         prov["bbl_task"] = bbl_task
@@ -157,3 +163,52 @@ def alpaca_set(reader: Reader, block: dict, iid: str, entry: dict, paper_set: st
                values={**values, **inner_values, "paper_instruction": instruction}, provenance=prov)
     check_qa_template(ins)
     return ins
+
+
+def random_digest(path: Path, cls: str, method: str, text: str) -> str:
+    """sha256 of a random_instruction method: its source and the list entry it shows."""
+    return sha256_text(configs.source_of(path, cls, method) + "\x00" + text)
+
+
+def random_set(reader: Reader, block: dict, iid: str, entry: dict, paper_set: str, *, benchmark: str,
+               task_type: str, question_var: str, bbl_task: str) -> Instruction:
+    """A Figure-3 "nonsensical" instruction: one of their RANDOM_INSTRUCTIONS, then the input."""
+    from instrobust.bbl import task_info
+
+    path = reader.path(block["file"])
+    prompt = configs.concat_prompt(path, block["class"], entry["method"])
+    source = block["list_source"]
+    items = configs.class_str_list(reader.path(source["file"]), source["class"], prompt.list_name)
+    if prompt.index >= len(items):
+        raise DataError(f"{block['file']}: {block['class']}.{entry['method']} indexes past {prompt.list_name}")
+    text = items[prompt.index]
+    got = random_digest(path, block["class"], entry["method"], text)
+    if got != entry["sha256"]:
+        raise ChecksumError(f"{block['file']}: {block['class']}.{entry['method']}: sha256 {got}, pinned "
+                            f"{entry['sha256']}: the upstream text changed")
+    out, values = [], {"paper_random": text}
+    for kind, literal in prompt.parts:
+        if kind == "list":
+            out.append("{{ paper_random }}")
+        elif kind == "question":
+            out.append("{{ " + question_var + " }}")
+        else:
+            values[f"paper_text{len(values) - 1}"] = literal
+            out.append("{{ paper_text" + str(len(values) - 2) + " }}")
+    if prompt.options_loop:
+        out.append(formats.LOOPS["options_"])
+    prov = _provenance(reader, block, set=paper_set, method=entry["method"], their_id=entry.get("their_id"),
+                       bbl_task=bbl_task, variant="nonsensical")
+    ins = make(prompt.answer_space, id=iid, benchmark=benchmark, task_type=task_type, template="".join(out),
+               values=values, provenance=prov)
+    check_bbl_template(ins, task_type, bbl_task, option_counts=task_info(bbl_task).options)
+    return ins
+
+
+def fitting_items(ins: Instruction, dataset):
+    """The documents of ``dataset`` (a datasets.Dataset) an instruction's helper can format: all
+    of them, or only those with exactly ``provenance["n_options"]`` options."""
+    n = ins.provenance.get("n_options") if ins.collection == "paper" else None
+    if not n:
+        return dataset
+    return dataset.select([i for i, choices in enumerate(dataset["choices"]) if len(choices) == n])
