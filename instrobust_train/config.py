@@ -18,7 +18,7 @@ from transformers import TrainingArguments
 from instrobust_train.errors import TrainConfigError
 
 METHODS = ("ft", "ft+kl", "pt", "pt+kl")
-SOFT_PROMPT_TYPES = ("prefix", "prompt")
+SOFT_PROMPT_TYPES = ("auto", "p_tuning", "prefix", "prompt")
 KL_REDUCTIONS = ("sum", "mean")
 PROMPT_FORMATS = ("plain", "alpaca")
 DTYPES = ("float32", "bfloat16", "float16", "auto")
@@ -85,19 +85,39 @@ class DataConfig:
 
 @dataclass
 class SoftPromptConfig:
-    """The soft prompt of ``pt``/``pt+kl``: PEFT prefix tuning with an MLP reparametrisation.
+    """The soft prompt of ``pt``/``pt+kl``: n trained vectors, reparametrised by an MLP while training.
 
-    ``prefix`` (default, as in the paper): trained key/value prefixes in every attention layer.
-    For T5, PEFT feeds them to the decoder's self- and cross-attention only; the encoder output
-    is unchanged. ``prompt``: prompt tuning, virtual tokens prepended to the (encoder) input.
+    Which activations each ``peft_type`` touches (PEFT 0.21):
+
+    * ``p_tuning`` (PEFT P-tuning, MLP reparametrisation): n virtual token embeddings, the output
+      of an MLP, are prepended to the input embeddings. On T5 they are encoder input positions:
+      every encoder layer processes them, the instruction's tokens attend to them, and the decoder
+      reads them through cross-attention. On a causal LM they precede the prompt in every layer.
+    * ``prefix`` (PEFT prefix tuning): n trained key/value pairs added to self-attention. On a
+      causal LM, in every layer. On T5, in the decoder's self-attention only: the encoder output is
+      unchanged, and cross-attention reads the plain encoder output (PEFT empties that cache).
+    * ``prompt`` (PEFT prompt tuning): the positions of ``p_tuning``, without the MLP.
+    * ``auto`` (default): ``p_tuning`` for encoder-decoder models, where the soft prompt must reach
+      the encoding of the instruction (the paper prepends it to the input); ``prefix`` for causal LMs.
     """
 
-    peft_type: str = field(default="prefix", metadata={"help": f"Soft prompt kind: {', '.join(SOFT_PROMPT_TYPES)}."})
-    num_virtual_tokens: int = field(default=20, metadata={"help": "Prefix length (virtual tokens)."})
-    prefix_projection: bool = field(default=True, metadata={"help": "Train the prefix through a 2-layer MLP."})
+    peft_type: str = field(
+        default="auto",
+        metadata={"help": "Soft prompt kind: auto (p_tuning for encoder-decoder models, prefix for causal LMs); "
+                          "p_tuning (MLP-made virtual tokens before the input embeddings: on T5 every encoder layer "
+                          "and, via cross-attention, the decoder); prefix (key/value prefixes in self-attention: "
+                          "every layer of a causal LM, only the decoder's self-attention on T5); prompt (the "
+                          "positions of p_tuning, no MLP)."},
+    )
+    num_virtual_tokens: int = field(default=20, metadata={"help": "Soft prompt length (virtual tokens)."})
+    prefix_projection: bool = field(
+        default=True,
+        metadata={"help": "prefix only: train the prefix through a 2-layer MLP (p_tuning always has its MLP)."},
+    )
     encoder_hidden_size: int = field(
         default=512,
-        metadata={"help": "Hidden size of the prefix MLP (PEFT defaults to the model width: 205M params on flan-t5-xl)."},
+        metadata={"help": "Hidden size of the soft prompt's MLP (PEFT defaults to the model width: 205M params "
+                          "for a prefix on flan-t5-xl)."},
     )
 
     def __post_init__(self) -> None:
@@ -106,6 +126,16 @@ class SoftPromptConfig:
             raise TrainConfigError(f"--num_virtual_tokens must be >= 1, got {self.num_virtual_tokens}")
         if self.encoder_hidden_size < 1:
             raise TrainConfigError(f"--encoder_hidden_size must be >= 1, got {self.encoder_hidden_size}")
+
+    def resolved_type(self, is_encoder_decoder: bool) -> str:
+        """The concrete type: ``auto`` becomes ``p_tuning`` (encoder-decoder) or ``prefix`` (causal)."""
+        kind = self.peft_type
+        if kind == "auto":
+            kind = "p_tuning" if is_encoder_decoder else "prefix"
+        if kind == "p_tuning" and not self.prefix_projection:
+            raise TrainConfigError(f"--peft_type {self.peft_type} trains p_tuning here, whose MLP cannot be turned off "
+                                   "(--prefix_projection False); use --peft_type prompt for virtual tokens without one")
+        return kind
 
 
 @dataclass
@@ -125,6 +155,11 @@ class AlignmentConfig(TrainingArguments):
     )
     kl_detach_reference: bool = field(
         default=False, metadata={"help": "Treat the reference distribution as a constant in the KL term."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Clear an --output_dir that holds an earlier run's files (without it, such a folder is "
+                          "refused unless that run is resumed with --resume_from_checkpoint)."},
     )
     # Overridden Trainer defaults.
     learning_rate: float | None = field(

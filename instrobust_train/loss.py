@@ -58,8 +58,9 @@ class _PairwiseKL(torch.autograd.Function):
     vocabulary weigh more than the model's own activations. Saved for backward is only
     ``log_probs``, which log_softmax keeps anyway; the gradient goes into one buffer:
     d/d log p_i = p_i * (log p_i - log p_r + 1) and d/d log p_r = -p_i per pair and position.
-    A ``-inf`` log-probability (a masked vocabulary entry) would make 0 * inf = NaN: the pairs
-    whose KL comes out non-finite are redone with log-probabilities clamped to the dtype's minimum.
+    A ``-inf`` log-probability (a masked vocabulary entry) would make 0 * inf = NaN or an infinite
+    loss: the pairs whose KL comes out non-finite are redone with log-probabilities clamped at
+    :data:`LOG_PROB_FLOOR` (see :func:`kl_consistency_loss`).
     """
 
     @staticmethod
@@ -97,8 +98,14 @@ class _PairwiseKL(torch.autograd.Function):
         return grad, None, None, None, None
 
 
+# A masked (-inf) log-probability counts as log(e^-100) ~ log(3.7e-44): below any probability a
+# real softmax gives (so no real entry moves), yet the penalty for mass p that the reference
+# forbids, p * (log p + 100), stays bounded. The dtype's minimum (-3.4e38) gave ~1e37 there.
+LOG_PROB_FLOOR = -100.0
+
+
 def _floor(log_probs: torch.Tensor) -> torch.Tensor:
-    return log_probs.clamp_min(torch.finfo(log_probs.dtype).min)
+    return log_probs.clamp_min(LOG_PROB_FLOOR)
 
 
 def kl_consistency_loss(
@@ -116,9 +123,14 @@ def kl_consistency_loss(
     :func:`target_log_probs`); rows with the same ``group_index`` are the N instruction variants of
     one example and exactly one of them has ``is_reference``. ``reduction='sum'`` sums over j as in
     the paper; ``'mean'`` averages over the valid j instead. Padding positions are masked out.
-    Computed with ``kl_div(log_target=True)`` one row pair at a time (see :class:`_PairwiseKL`);
-    where a ``-inf`` log-probability (a masked vocabulary entry) would give NaN, the pair is
-    recomputed on log-probabilities clamped to the dtype's minimum, so it adds 0 instead. Groups without a paraphrase add nothing; a batch without any
+    Computed with ``kl_div(log_target=True)`` one row pair at a time (see :class:`_PairwiseKL`).
+
+    Masked vocabulary entries (``-inf`` log-probabilities) are clamped, not dropped: in a pair
+    with any ``-inf`` (whose KL would be NaN or infinite) every log-probability below
+    :data:`LOG_PROB_FLOOR` (-100) is raised to it. So an entry masked in both rows adds 0 (up
+    to e^-100); an entry the reference masks but where the paraphrase has probability p adds
+    p * (log p + 100), at most 100 per position, with a finite gradient that moves the
+    paraphrase's mass off it. Groups without a paraphrase add nothing; a batch without any
     paraphrase gives 0 (still attached to the graph).
     """
     if reduction not in ("sum", "mean"):

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 
+from pathlib import Path
+
 import torch
-from peft import PeftConfig, PrefixTuningConfig, PromptTuningConfig, TaskType
+from peft import PeftConfig, PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig, TaskType
 
 from instrobust_train.config import ModelConfig, SoftPromptConfig
 from instrobust_train.errors import TrainConfigError
@@ -11,17 +13,46 @@ from instrobust_train.errors import TrainConfigError
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 
 
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def load_base_config(base: str):
+    """The base model's ``transformers`` config; a bad ``--base`` gives one line naming it."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+    from transformers import AutoConfig
+
+    path = Path(base)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise TrainConfigError(f"--base {base!r}: this folder has no config.json (not a saved transformers model)")
+        where = "cannot load the config in this folder"
+    elif path.exists():
+        raise TrainConfigError(f"--base {base!r} is a file: give a model folder or a hub id (owner/name)")
+    else:
+        try:
+            validate_repo_id(base)
+        except HFValidationError:
+            raise TrainConfigError(f"--base {base!r}: no such folder, and not a hub id (owner/name)") from None
+        where = "no such folder, and the hub has no such model or cannot be reached"
+    try:
+        return AutoConfig.from_pretrained(base)
+    except Exception as exc:  # hub, network and parsing errors are many-lined: keep the first line
+        raise TrainConfigError(f"--base {base!r}: {where} ({_first_line(exc)})") from None
+
+
 def load_base(cfg: ModelConfig):
     """``(model, tokenizer)``: a seq2seq or causal LM picked from the checkpoint's config."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-    try:
-        config = AutoConfig.from_pretrained(cfg.base)
-    except Exception as exc:
-        raise TrainConfigError(f"--base {cfg.base!r}: cannot load its config ({type(exc).__name__}: {exc})") from None
+    config = load_base_config(cfg.base)
     auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
-    model = auto.from_pretrained(cfg.base, dtype=_DTYPES[cfg.dtype])
-    tokenizer = AutoTokenizer.from_pretrained(cfg.base)
+    try:
+        model = auto.from_pretrained(cfg.base, dtype=_DTYPES[cfg.dtype])
+        tokenizer = AutoTokenizer.from_pretrained(cfg.base)
+    except Exception as exc:
+        raise TrainConfigError(f"--base {cfg.base!r}: cannot load the model or its tokenizer ({_first_line(exc)})") from None
     if tokenizer.pad_token_id is None:  # Llama-style tokenizers: padding is masked out anyway
         tokenizer.pad_token = tokenizer.eos_token
     if cfg.disable_dropout:
@@ -40,18 +71,23 @@ def disable_dropout(model: torch.nn.Module) -> None:
 
 
 def soft_prompt_peft_config(model, cfg: SoftPromptConfig) -> PeftConfig:
-    """The PEFT config of the soft prompt for ``model``.
+    """The PEFT config of the soft prompt for ``model`` (``auto`` resolved; see :class:`SoftPromptConfig`).
 
     Prefix tuning on T5 needs ``token_dim = num_heads * d_kv`` (the width of its keys and
     values), which differs from ``d_model`` on e.g. flan-t5-small; PEFT would take ``d_model``.
     """
     config = model.config
     task_type = TaskType.SEQ_2_SEQ_LM if config.is_encoder_decoder else TaskType.CAUSAL_LM
-    if cfg.peft_type == "prompt":
-        # One set of virtual tokens before the (encoder) input; PEFT's seq2seq default of two
-        # submodules would allocate a second set that the encoder-only prompt never uses.
+    kind = cfg.resolved_type(bool(config.is_encoder_decoder))
+    # One set of virtual tokens before the (encoder) input: PEFT's seq2seq default of two
+    # submodules would allocate a second set that only the decoder-side variants use.
+    if kind == "prompt":
         return PromptTuningConfig(task_type=task_type, num_virtual_tokens=cfg.num_virtual_tokens,
                                   num_transformer_submodules=1)
+    if kind == "p_tuning":
+        return PromptEncoderConfig(task_type=task_type, num_virtual_tokens=cfg.num_virtual_tokens,
+                                   num_transformer_submodules=1, encoder_reparameterization_type="MLP",
+                                   encoder_hidden_size=cfg.encoder_hidden_size)
     kwargs = {}
     if hasattr(config, "d_kv") and hasattr(config, "num_heads"):
         kwargs["token_dim"] = config.num_heads * config.d_kv

@@ -4,7 +4,8 @@ Output directory: the PEFT adapter (``adapter_config.json``, ``adapter_model.saf
 for ``ft``/``ft+kl`` the full model instead), ``prompt_encoder_state.safetensors`` (the
 prefix MLP, to continue training), ``alignment_config.json`` (every resolved option),
 ``training_log.jsonl`` (the Trainer's log history: loss, ce, kl, lr per logging step),
-``train.log`` (the run's text log) and ``checkpoint-*`` folders.
+``train.log`` (the run's text log), ``run_config.json`` (what defines the run, see
+:mod:`instrobust_train.runs`) and ``checkpoint-*`` folders (each with its ``run_config.json``).
 """
 from __future__ import annotations
 
@@ -14,12 +15,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from transformers.trainer_utils import get_last_checkpoint
-
 from instrobust_train.config import AlignmentConfig, DataConfig, ModelConfig, SoftPromptConfig
 from instrobust_train.data import GroupDataset, attach_paraphrases, load_examples
-from instrobust_train.errors import CheckpointError, TrainConfigError
-from instrobust_train.model import count_parameters, load_base, soft_prompt_peft_config
+from instrobust_train.errors import TrainConfigError
+from instrobust_train.model import count_parameters, load_base, load_base_config, soft_prompt_peft_config
+from instrobust_train.runs import check_resume, prepare_output_dir, resolve_resume, run_identity
 from instrobust_train.trainer import AlignmentTrainer, reject_activation_checkpointing
 
 log = logging.getLogger("instrobust_train")
@@ -57,20 +57,6 @@ def _setup_logging(args: AlignmentConfig) -> logging.Handler | None:
     return handler
 
 
-def _resolve_resume(value: str | bool | None, output_dir: str) -> str | None:
-    """``--resume_from_checkpoint`` takes a checkpoint folder, or ``last``/``true`` for the newest one."""
-    if value in (None, False, "", "false", "False"):
-        return None
-    if value in (True, "true", "True", "last"):
-        last = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
-        if last is None:
-            raise CheckpointError(f"--resume_from_checkpoint {value}: no checkpoint-* folder in {output_dir}")
-        return last
-    if not Path(value).is_dir():
-        raise CheckpointError(f"--resume_from_checkpoint {value}: no such checkpoint folder")
-    return str(value)
-
-
 def _versions() -> dict[str, str]:
     import peft
     import torch
@@ -96,20 +82,28 @@ def train(
             "--paraphrases is required: every method trains on the paraphrase-augmented data; "
             "write the file with instrobust-paraphrase first"
         )
-    resume = _resolve_resume(args.resume_from_checkpoint, args.output_dir)
+    if args.should_save:  # the process that writes files decides; the others write nothing here
+        prepare_output_dir(args.output_dir, overwrite=args.overwrite_output_dir, resume=args.resume_from_checkpoint)
+    is_encoder_decoder = bool(load_base_config(model_cfg.base).is_encoder_decoder)
+    soft_prompt_type = prompt_cfg.resolved_type(is_encoder_decoder) if args.trains_soft_prompt else None
+    identity = run_identity(model_cfg, data_cfg, prompt_cfg, args, soft_prompt_type)
     handler = _setup_logging(args)
     try:
+        resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
+        if resume is not None:
+            check_resume(resume, identity)
         examples = attach_paraphrases(load_examples(data_cfg), data_cfg.paraphrases, data_cfg.max_paraphrases)
         model, tokenizer = load_base(model_cfg)
         peft_config = soft_prompt_peft_config(model, prompt_cfg) if args.trains_soft_prompt else None
         dataset = GroupDataset(examples, tokenizer, data_cfg, bool(model.config.is_encoder_decoder))
         trainer = AlignmentTrainer(model, args, train_dataset=dataset, processing_class=tokenizer,
-                                   peft_config=peft_config, callbacks=callbacks)
+                                   peft_config=peft_config, callbacks=callbacks, run_config=identity)
         trainable, total = count_parameters(trainer.model)
-        log.info("method %s: %d trainable of %d parameters (%.3f%%)", args.method, trainable, total,
+        log.info("method %s%s: %d trainable of %d parameters (%.3f%%)", args.method,
+                 f" ({soft_prompt_type} soft prompt)" if soft_prompt_type else "", trainable, total,
                  100.0 * trainable / total)
         if args.should_save:
-            _write_config(args, model_cfg, data_cfg, prompt_cfg, trainer, examples, trainable, total)
+            _write_config(args, model_cfg, data_cfg, prompt_cfg, trainer, examples, trainable, total, identity)
         trainer.train(resume_from_checkpoint=resume)
         trainer.save_model(args.output_dir)
         if args.should_save:
@@ -124,12 +118,13 @@ def train(
             handler.close()
 
 
-def _write_config(args, model_cfg, data_cfg, prompt_cfg, trainer, examples, trainable, total) -> None:
+def _write_config(args, model_cfg, data_cfg, prompt_cfg, trainer, examples, trainable, total, identity) -> None:
     peft_model_config = getattr(trainer.model, "peft_config", {}).get("default")
     resolved = {
         "model": dataclasses.asdict(model_cfg),
         "data": dataclasses.asdict(data_cfg),
         "soft_prompt": dataclasses.asdict(prompt_cfg) if args.trains_soft_prompt else None,
+        "run": identity,
         "training": json.loads(args.to_json_string()),
         "peft_config": peft_model_config.to_dict() if peft_model_config is not None else None,
         "examples": len(examples),

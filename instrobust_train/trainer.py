@@ -17,9 +17,10 @@ from instrobust_train.collate import GroupCollator
 from instrobust_train.config import AlignmentConfig
 from instrobust_train.errors import CheckpointError, TrainConfigError
 from instrobust_train.loss import cross_entropy, kl_consistency_loss, target_log_probs
+from instrobust_train.runs import write_run_config
 
-# PEFT saves a prefix-projection adapter as its projected prefix only (inference-ready, but the
-# MLP that produced it is gone); checkpoints also keep the whole prompt encoder to resume from.
+# PEFT saves a soft prompt trained through an MLP (prefix projection, P-tuning) as the MLP's output
+# only (inference-ready, but the MLP is gone); checkpoints also keep the whole prompt encoder.
 PROMPT_ENCODER_STATE = "prompt_encoder_state.safetensors"
 
 
@@ -45,12 +46,14 @@ class AlignmentTrainer(Trainer):
 
     The loss is a per-micro-batch mean, so ``loss_is_scaled_for_ga = False`` lets the Trainer
     divide it by the gradient accumulation steps (otherwise accumulation would scale it up).
+    ``run_config`` (see :func:`instrobust_train.runs.run_identity`), when given, is saved with every
+    checkpoint so that resuming can check it.
     """
 
     loss_is_scaled_for_ga = False
 
     def __init__(self, model, args: AlignmentConfig, train_dataset=None, processing_class=None,
-                 peft_config=None, data_collator=None, **kwargs):
+                 peft_config=None, data_collator=None, run_config: dict | None = None, **kwargs):
         if not isinstance(args, AlignmentConfig):
             raise TrainConfigError("AlignmentTrainer needs an AlignmentConfig as args")
         if peft_config is not None and not isinstance(model, PeftModel):
@@ -71,6 +74,7 @@ class AlignmentTrainer(Trainer):
         super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=data_collator,
                          processing_class=processing_class, **kwargs)
         self._metrics: dict[str, list[torch.Tensor]] = {"ce": [], "kl": []}
+        self.run_config = run_config
 
     # ---- objective -------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -115,11 +119,14 @@ class AlignmentTrainer(Trainer):
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         super()._save(output_dir, state_dict)
+        folder = output_dir or self.args.output_dir
         peft_model = self._soft_prompt_model()
         if peft_model is not None and self.args.should_save:
             encoder = peft_model.prompt_encoder[peft_model.active_adapter]
             state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
-            safetensors.torch.save_file(state, os.path.join(output_dir or self.args.output_dir, PROMPT_ENCODER_STATE))
+            safetensors.torch.save_file(state, os.path.join(folder, PROMPT_ENCODER_STATE))
+        if self.run_config is not None and self.args.should_save:
+            write_run_config(folder, self.run_config)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         peft_model = self._soft_prompt_model()
@@ -128,8 +135,8 @@ class AlignmentTrainer(Trainer):
         path = os.path.join(resume_from_checkpoint, PROMPT_ENCODER_STATE)
         if not os.path.isfile(path):
             raise CheckpointError(
-                f"{resume_from_checkpoint}: no {PROMPT_ENCODER_STATE}. PEFT's adapter file of a prefix with "
-                "projection holds only the projected prefix; resume from a checkpoint written by instrobust-train."
+                f"{resume_from_checkpoint}: no {PROMPT_ENCODER_STATE}. PEFT's adapter file of a soft prompt with "
+                "an MLP holds only the MLP's output; resume from a checkpoint written by instrobust-train."
             )
         encoder = peft_model.prompt_encoder[peft_model.active_adapter]
         state = safetensors.torch.load_file(path, device="cpu")

@@ -26,10 +26,10 @@ PARAPHRASES = str(FIXTURES / "alignment_paraphrases.jsonl")
 TASK = "mmlu_unobs_01"
 
 
-def _configs(base, out, *, steps=3, **args):
+def _configs(base, out, *, steps=3, peft_type="auto", **args):
     data = DataConfig(source=EXAMPLES, paraphrases=PARAPHRASES, n_examples=12, max_source_length=48,
                       max_target_length=24)
-    prompt = SoftPromptConfig(num_virtual_tokens=4, encoder_hidden_size=16)
+    prompt = SoftPromptConfig(peft_type=peft_type, num_virtual_tokens=4, encoder_hidden_size=16)
     defaults = dict(output_dir=str(out), max_steps=steps, use_cpu=True, logging_steps=1, save_strategy="no",
                     disable_tqdm=True, seed=0, learning_rate=3e-2)
     return ModelConfig(base=str(base)), data, prompt, AlignmentConfig(**{**defaults, **args})
@@ -71,12 +71,18 @@ def _compare(samples: list[dict], model, tok, seq2seq: bool) -> None:
     assert moved > 1e-3  # the adapter changes the numbers, so agreement above means it was loaded
 
 
-@pytest.mark.parametrize("which", ["t5", pytest.param("llama", marks=pytest.mark.slow)])
-def test_adapter_in_lm_eval_matches_in_memory_model(which, tiny_t5, tiny_llama, data_dir, task_manager, tmp_path):
+@pytest.mark.parametrize("which,peft_type,saved_as", [
+    ("t5", "auto", "P_TUNING"),  # the default on encoder-decoder models
+    pytest.param("t5", "prefix", "PREFIX_TUNING", marks=pytest.mark.slow),
+    pytest.param("llama", "auto", "PREFIX_TUNING", marks=pytest.mark.slow),
+])
+def test_adapter_in_lm_eval_matches_in_memory_model(which, peft_type, saved_as, tiny_t5, tiny_llama, data_dir,
+                                                    task_manager, tmp_path):
     import lm_eval
 
     base = tiny_t5 if which == "t5" else tiny_llama
-    result = train(*_configs(base, tmp_path / "adapter"))
+    result = train(*_configs(base, tmp_path / "adapter", peft_type=peft_type))
+    assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["peft_type"] == saved_as
     out = lm_eval.simple_evaluate(
         model="hf", model_args=f"pretrained={base},peft={tmp_path / 'adapter'}", tasks=[TASK], limit=3,
         device="cpu", batch_size=2, log_samples=True, task_manager=task_manager,

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from instrobust_train.collate import GroupCollator
-from instrobust_train.loss import _PairwiseKL, cross_entropy, kl_consistency_loss, target_log_probs
+from instrobust_train.loss import LOG_PROB_FLOOR, _PairwiseKL, cross_entropy, kl_consistency_loss, target_log_probs
 
 
 def _kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> float:
@@ -71,6 +71,26 @@ def test_masked_vocabulary_entries_give_no_nan():
     loss.backward()
     assert torch.isfinite(loss) and loss.item() > 0
     assert torch.isfinite(logits.grad).all()
+
+
+def test_reference_masking_an_entry_the_paraphrase_uses_costs_a_bounded_penalty():
+    """-inf in the reference where the paraphrase has mass p: clamped at the floor, p * (log p + 100), not ~1e37."""
+    torch.manual_seed(5)
+    logits = torch.randn(2, 2, 6, dtype=torch.float64)
+    logits[0, 0, 2] = -math.inf  # reference forbids entry 2 at j = 0; the paraphrase (row 1) does not
+    logits.requires_grad_(True)
+    log_probs = logits.log_softmax(-1)
+    kl = kl_consistency_loss(log_probs, torch.ones(2, 2, dtype=torch.bool), torch.zeros(2, dtype=torch.long),
+                             torch.tensor([True, False]))
+    (grad,) = torch.autograd.grad(kl, logits)
+    lp = log_probs.detach()
+    p, log_q = lp[1, 0].exp(), lp[0, 0].clamp_min(LOG_PROB_FLOOR)
+    expected = float((p * (lp[1, 0] - log_q)).sum()) + _kl(logits[1, 1].detach(), logits[0, 1].detach())
+    assert float(p[2]) > 0.05  # the paraphrase really puts mass on the masked entry
+    assert kl.item() == pytest.approx(expected, rel=1e-9)
+    assert 0.05 * 100 < kl.item() < 2 * 100  # dominated by p[2] * (log p[2] + 100), far from 1e37
+    assert torch.isfinite(grad).all() and grad.abs().max() < 1e3
+    assert grad[1, 0, 2] > 0  # descending the loss lowers the paraphrase's logit on the forbidden entry
 
 
 def test_causal_rows_are_aligned_on_label_positions_not_offsets():

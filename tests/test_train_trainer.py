@@ -37,7 +37,8 @@ class _Snapshot(TrainerCallback):
 
 
 @pytest.mark.parametrize("method,which,peft_type", [
-    ("pt", "t5", "prefix"), ("pt+kl", "t5", "prefix"), ("pt+kl", "t5", "prompt"), ("pt+kl", "llama", "prefix"),
+    ("pt", "t5", "prefix"), ("pt+kl", "t5", "prefix"), ("pt+kl", "t5", "prompt"), ("pt+kl", "t5", "p_tuning"),
+    ("pt+kl", "llama", "prefix"),
 ])
 def test_soft_prompt_methods_change_only_the_soft_prompt(method, which, peft_type, tiny_t5, tiny_llama, tmp_path):
     base = tiny_t5 if which == "t5" else tiny_llama
@@ -175,18 +176,3 @@ def test_t5_whose_heads_are_narrower_than_d_model(tiny_t5, tmp_path):
     result = train(*_configs(tmp_path / "narrow", tmp_path / "out", steps=2))
     assert result.model.peft_config["default"].token_dim == 16
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in result.log_history if "loss" in h)
-
-
-def test_t5_prefix_leaves_the_encoder_output_unchanged(tiny_t5, tmp_path):
-    """Documented limitation: PEFT feeds a T5 prefix to the decoder only (prompt tuning reaches the encoder)."""
-    trainer, tok = _trainer(tiny_t5, tmp_path)
-    peft_model = trainer.model.eval()
-    enc = tok(["Give the capital city of the country.\n\nJapan"], return_tensors="pt")
-    captured = {}
-    hook = peft_model.get_base_model().encoder.register_forward_hook(
-        lambda mod, args, out: captured.update(h=out.last_hidden_state))  # returns None: output untouched
-    with torch.no_grad():
-        peft_model(**enc, decoder_input_ids=torch.zeros(1, 1, dtype=torch.long))
-        hook.remove()
-        plain = peft_model.get_base_model().encoder(**enc).last_hidden_state
-    assert torch.equal(captured["h"], plain)
