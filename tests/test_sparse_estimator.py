@@ -103,3 +103,51 @@ def test_bad_observations_are_refused():
         Observations(np.array([0]), np.array([0]), np.array([0.5]), 1, 1)
     with pytest.raises(ValueError, match="no observations"):
         fit_irt(Observations(np.array([], int), np.array([], int), np.array([]), 1, 1))
+
+
+def _sparse_run(model: str, seed: int = 0):
+    """A sparse run built from known per-collection accuracies: Flan 0.8, P3 0.3, ours 0.5 (each
+    instruction sees half the items of a 200-item pool)."""
+    from instrobust.report.cells import ModelInfo
+    from instrobust.report.tasks import classify
+    from instrobust.sparse.results import SparseRun, SparseTask
+
+    rng = np.random.default_rng(seed)
+    truth = {"flan2022": 0.8, "p3": 0.3, "unobserved": 0.5}
+    tasks = []
+    for coll, p in truth.items():
+        for k in range(1, 7):
+            name = f"mmlu_unobs_{k:02d}" if coll == "unobserved" else f"mmlu_obs_{coll}_{k:02d}"
+            items = {i: float(rng.random() < p) for i in range(200) if (i + k) % 2 == 0}
+            info = classify(name, {"metadata": {"collection": coll, "observed": coll != "unobserved",
+                                                "scoring": "letter"}})
+            tasks.append(SparseTask(model, name, name, info, 0, {"sparse_budget": 3, "sparse_group": coll},
+                                    items, "synthetic"))
+    return SparseRun({model: ModelInfo(key=model, label=model, pretrained=model)}, tasks)
+
+
+def test_estimate_uses_the_models_own_collection_and_keeps_delta_ci_for_the_bootstrap():
+    from instrobust.sparse.estimate import EstimateConfig, build_estimated_report
+
+    report = build_estimated_report(_sparse_run("google/flan-t5-base"), EstimateConfig(n_draws=60))
+    sides = {g["side"]: g for g in report["estimated"]["groups"]}
+    assert set(sides) == {"observed", "unobserved", "p3"}  # P3 is not Flan-T5's: its own group
+    (gap,) = report["estimated"]["deltas"]
+    assert gap["estimate"] == pytest.approx(0.5 - 0.8, abs=0.05) and gap["kind"] == "irt-posterior"
+    (row,) = report["table3"]
+    assert row["observed_collections"] == ["flan2022"] and row["other"]["p3"]["mean"] == pytest.approx(0.3, abs=0.05)
+    assert row["delta_ci"] is None and row["delta_irt"]["kind"] == "irt-posterior"
+    assert "posterior-predictive draws" in row["delta_irt"]["description"]
+    from instrobust.sparse.estimate import render_estimated_markdown
+
+    md = render_estimated_markdown(report)
+    assert "Intervals (95%, irt-posterior): percentiles over 60 posterior-predictive draws" in md
+    assert "| Observed (Flan 2022) |" in md and "| P3 (not trained on) |" in md
+    # a model with no known collection: no observed side and no Δ, in the estimate as in the report
+    unknown = build_estimated_report(_sparse_run("HuggingFaceTB/SmolLM2-135M-Instruct"), EstimateConfig(n_draws=60))
+    assert {g["side"] for g in unknown["estimated"]["groups"]} == {"flan2022", "p3", "unobserved"}
+    assert unknown["estimated"]["deltas"] == [] and unknown["table3"][0]["delta"] is None
+    # with an override, the same run's observed side is P3
+    override = build_estimated_report(_sparse_run("HuggingFaceTB/SmolLM2-135M-Instruct"),
+                                      EstimateConfig(n_draws=60, observed=("*smollm2*=p3",)))
+    assert override["estimated"]["deltas"][0]["estimate"] == pytest.approx(0.5 - 0.3, abs=0.05)

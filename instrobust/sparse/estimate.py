@@ -2,8 +2,9 @@
 
     instrobust estimate RESULTS_DIR [RESULTS_DIR ...] --out OUTDIR [--draws N] [--seed S]
                         [--covariates collection,length] [--confidence 0.95] [--no-figures]
+                        [--observed 'flan-t5*=flan2022' ...]
 
-Reads the ``--log_samples`` output of the ``_b<B>`` tasks, fits the logistic IRT model of
+Reads the ``--log_samples`` output of tasks run with a sparse budget, fits the logistic IRT model of
 :mod:`instrobust.sparse.irt` per model x setting x scoring x benchmark (observed and unobserved
 instructions together, so they share the item difficulties), and writes report.md / report.json in
 the schema of ``instrobust report``, every number marked "estimated (budget B)", plus an
@@ -17,7 +18,7 @@ import argparse
 import math
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +28,29 @@ from instrobust.sparse.irt import (QUANTILES, IRTConfig, Observations, fit_irt, 
                                    naive_accuracy, posterior_predictive)
 from instrobust.sparse.results import EstimateInputError, SparseRun, SparseTask, load_sparse
 
-ESTIMATE_SCHEMA_VERSION = "1.0"
+ESTIMATE_SCHEMA_VERSION = "1.1"
+IRT_INTERVAL = ("percentiles over {n} posterior-predictive draws of the IRT model (what the full run on these "
+                "instructions and items would show); not a bootstrap")
 METHOD = "irt-posterior-predictive"
 COVARIATES = ("collection", "observed", "length")
 STAT_KEYS = ("mean", "std", "min", "max", *(f"q{int(round(100 * q)):02d}" for q in QUANTILES))
+
+
+def side_of(t: SparseTask) -> str:
+    """observed (the model's own collection, set by ``relabel_tasks``), unobserved (ours), or another collection."""
+    if t.info.observed:
+        return "observed"
+    return t.info.collection
+
+
+def relabel_tasks(run: SparseRun, rules: tuple[str, ...] = ()) -> None:
+    """Observed = from a collection this task's model was trained on (the rule of ``instrobust report``)."""
+    from instrobust.report.build import assign_trained_on
+    from instrobust.report.trained_on import observed_in
+
+    assign_trained_on(run.models, rules)
+    for t in run.tasks:
+        t.info = replace(t.info, observed=observed_in(t.info.collection, run.models[t.model].trained_on))
 
 
 @dataclass
@@ -42,6 +62,7 @@ class EstimateConfig:
     seed: int = 0
     level: float = 0.95
     tau_method: str = "moments"
+    observed: tuple[str, ...] = ()  # --observed overrides of the model -> collections map
 
 
 @dataclass
@@ -112,10 +133,9 @@ def fit_groups(run: SparseRun, cfg: EstimateConfig, notes: list[str]) -> list[Fi
         dr = posterior_predictive(fit, cfg.n_draws, cfg.seed + k)
         fg.draws, fg.plugin, fg.naive = dr.acc, dr.plugin, naive_accuracy(obs)
         budgets = {}
-        for side in (True, False):
-            side_tasks = [t for t in tasks if t.info.observed == side]
-            if side_tasks:
-                budgets["observed" if side else "unobserved"] = sum(len(t.items) for t in side_tasks) / len(items)
+        for side in dict.fromkeys(side_of(t) for t in tasks):
+            side_tasks = [t for t in tasks if side_of(t) == side]
+            budgets[side] = sum(len(t.items) for t in side_tasks) / len(items)
         nominal = sorted({str(t.design.get("sparse_budget")) for t in tasks})
         fg.fit_info = {
             "model": model, "n_shot": n_shot, "category": category, "benchmark": bench,
@@ -173,12 +193,14 @@ def estimate_blocks(groups: list[FitGroup], cfg: EstimateConfig) -> dict:
                 "estimate": float(fg.draws[:, i].mean()), "low": lo, "high": hi,
                 "plugin": float(fg.plugin[i]), "naive": float(fg.naive[i]), "naive_low": nlo, "naive_high": nhi,
             })
-            by_side[(t.model, t.n_shot, t.info.category, t.info.observed)].append((fg, i))
+            by_side[(t.model, t.n_shot, t.info.category, side_of(t))].append((fg, i))
     keys = sorted({k[:3] for k in by_side})
     for model, n_shot, category in keys:
         side_draws = {}
-        for observed in (True, False):
-            members = by_side.get((model, n_shot, category, observed))
+        sides = sorted({k[3] for k in by_side if k[:3] == (model, n_shot, category)},
+                       key=lambda x: (x != "observed", x != "unobserved", x))
+        for side in sides:
+            members = by_side.get((model, n_shot, category, side))
             if not members:
                 continue
             # every statistic is computed per draw over all instructions of the side (all benchmarks)
@@ -189,21 +211,23 @@ def estimate_blocks(groups: list[FitGroup], cfg: EstimateConfig) -> dict:
             point = d.mean(axis=0)
             worst = int(point.argmin())
             p_worst = np.bincount(d.argmin(axis=1), minlength=d.shape[1]) / d.shape[0]
-            side_draws[observed] = d
+            side_draws[side] = d
             summaries.append({
                 "model": model, "n_shot": n_shot, "category": category,
-                "side": "observed" if observed else "unobserved", "n_instructions": len(members),
+                "side": side, "n_instructions": len(members),
                 "estimate": _summ(d, cfg.level), "plugin": _naive_summ(plugin), "naive": _naive_summ(naive),
                 "worst_instruction": names[worst], "worst_instruction_probability": float(p_worst[worst]),
                 "naive_worst_instruction": names[int(naive.argmin())],
             })
-        if len(side_draws) == 2:
-            delta = side_draws[False].mean(axis=1) - side_draws[True].mean(axis=1)
+        if {"observed", "unobserved"} <= set(side_draws):
+            delta = side_draws["unobserved"].mean(axis=1) - side_draws["observed"].mean(axis=1)
             lo, hi = interval(delta, cfg.level)
             naive_of = {s["side"]: s["naive"]["mean"] for s in summaries
                         if (s["model"], s["n_shot"], s["category"]) == (model, n_shot, category)}
             gaps.append({"model": model, "n_shot": n_shot, "category": category,
                          "estimate": float(delta.mean()), "low": lo, "high": hi, "level": cfg.level,
+                         "kind": "irt-posterior", "method": "IRT posterior predictive",
+                         "description": IRT_INTERVAL.format(n=cfg.n_draws),
                          "naive": naive_of["unobserved"] - naive_of["observed"]})
     budgets = sorted({str(fg.fit_info["nominal_budget"]) for fg in groups})
     return {
@@ -234,6 +258,7 @@ def build_estimated_report(run: SparseRun, cfg: EstimateConfig | None = None) ->
 
     cfg = cfg or EstimateConfig()
     notes = list(run.notes)
+    relabel_tasks(run, cfg.observed)
     groups = fit_groups(run, cfg, notes)
     block = estimate_blocks(groups, cfg)
     est_of = {(r["model"], r["n_shot"], r["task"]): r for r in block["instructions"]}
@@ -252,7 +277,7 @@ def build_estimated_report(run: SparseRun, cfg: EstimateConfig | None = None) ->
     _overwrite_summaries(report, block)
     _overwrite_breakdowns(report, groups)
     report["generated_by"] = "instrobust estimate"
-    report["config"]["n_boot"] = cfg.n_draws
+    report["config"]["n_draws"] = cfg.n_draws
     report["estimated"] = block
     return report
 
@@ -263,9 +288,9 @@ def _overwrite_summaries(report: dict, block: dict) -> None:
     by = {(s["model"], s["n_shot"], s["category"], s["side"]): s for s in block["groups"]}
     gaps = {(g["model"], g["n_shot"], g["category"]): g for g in block["deltas"]}
     for row in report["table3"]:
-        for side in ("observed", "unobserved"):
+        for side in ("observed", "unobserved", *(row.get("other") or {})):
             s = by.get((row["model"], row["n_shot"], row["category"], side))
-            summary = row.get(side)
+            summary = row.get(side) if side in ("observed", "unobserved") else row["other"][side]
             if s is None or summary is None:
                 continue
             e = s["estimate"]
@@ -274,12 +299,16 @@ def _overwrite_summaries(report: dict, block: dict) -> None:
                            worst_instruction=s["worst_instruction"], estimated=True)
             summary["spread"] = summary["max"] - summary["min"] if summary["n_instructions"] > 1 else None
             summary["cps"] = (1.0 - (summary["max"] - summary["mean"])) * summary["max"]
-            row[f"{side}_headline"] = summary["mean"]
+            if side in ("observed", "unobserved"):
+                row[f"{side}_headline"] = summary["mean"]
+            else:
+                row["other_headlines"][side] = summary["mean"]
         g = gaps.get((row["model"], row["n_shot"], row["category"]))
         if g is not None:
             row["delta"] = g["estimate"]
-            row["delta_ci"] = {"estimate": g["estimate"], "low": g["low"], "high": g["high"], "level": g["level"],
-                               "method": "IRT posterior predictive", "n_boot": block["n_draws"]}
+            # its own field: delta_ci is the bootstrap's (none here), never an interval of another kind
+            row["delta_irt"] = {k: g[k] for k in ("estimate", "low", "high", "level", "kind", "method",
+                                                  "description")} | {"n_draws": block["n_draws"]}
             row["delta_ci_note"] = None
 
 
@@ -312,9 +341,9 @@ def _overwrite_breakdowns(report: dict, groups: list[FitGroup]) -> None:
             t.model, t.n_shot, t.info.category, t.info.collection) == (r["model"], r["n_shot"], r["category"], r["collection"])))
     for row in report["tasks"]:
         for side in ("observed", "unobserved"):
-            _apply(row.get(side), _draw_summary(groups, lambda t, r=row, obs=(side == "observed"): (
-                t.model, t.n_shot, t.info.category, t.info.benchmark, t.info.observed)
-                == (r["model"], r["n_shot"], r["category"], r["benchmark"], obs)))
+            _apply(row.get(side), _draw_summary(groups, lambda t, r=row, side=side: (
+                t.model, t.n_shot, t.info.category, t.info.benchmark, side_of(t))
+                == (r["model"], r["n_shot"], r["category"], r["benchmark"], side)))
         if row.get("observed") and row.get("unobserved"):
             row["delta"] = row["unobserved"]["mean"] - row["observed"]["mean"]
 
@@ -378,11 +407,6 @@ def render_estimated_markdown(report: dict) -> str:
               "(every instruction on every item) would show, from a sparse run in which each instruction saw only "
               f"part of the items ({block['method']}). Intervals are {int(round(100 * block['level']))}% "
               "posterior-predictive intervals; the naive baseline is shown in the last section.\n")
-    # the report's CI footnote describes its own bootstrap; ours comes from the IRT draws
-    rest = "\n".join(
-        (f"CIs: {int(round(100 * block['level']))}% intervals from {block['n_draws']} posterior-predictive draws of "
-         "the IRT model (see 'Estimated from a sparse run').") if line.startswith("CIs: percentile bootstrap") else line
-        for line in rest.split("\n"))
     labels = {m["key"]: m["label"] for m in report["models"]}
     return "\n".join([head + banner + rest.rstrip(), "", *render_estimate_section(block, labels)]).rstrip() + "\n"
 
@@ -396,7 +420,7 @@ def write_estimated_report(report: dict, outdir: str | Path, figures: bool = Tru
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="instrobust estimate",
-        description="Estimate the full-benchmark robustness report from a sparse (_b<B>) lm-eval run with --log_samples.")
+        description="Estimate the full-benchmark robustness report from a sparse lm-eval run (--metadata '{\"sparse_budget\": B}') with --log_samples.")
     ap.add_argument("results", nargs="+", metavar="RESULTS", help="lm-eval --output_path folder(s) or results_*.json")
     ap.add_argument("--out", required=True, help="folder for report.md, report.json and figures/")
     ap.add_argument("--draws", type=int, default=400, help="posterior-predictive draws (intervals)")
@@ -405,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--covariates", default="collection",
                     help=f"comma-separated instruction covariates from {', '.join(COVARIATES)} ('' = none)")
     ap.add_argument("--no-figures", action="store_true")
+    ap.add_argument("--observed", action="append", default=[], metavar="PATTERN=COLL[,COLL]",
+                    help="the instruction collection(s) a model was trained on, as in `instrobust report --observed`")
     args = ap.parse_args(argv)
     try:
         if args.draws < 20:
@@ -415,7 +441,12 @@ def main(argv: list[str] | None = None) -> int:
         bad = [c for c in covs if c not in COVARIATES]
         if bad:
             raise EstimateInputError(f"unknown covariate(s) {', '.join(bad)} (known: {', '.join(COVARIATES)})")
-        cfg = EstimateConfig(covariates=covs, n_draws=args.draws, seed=args.seed, level=args.confidence)
+        from instrobust.report.trained_on import parse_rule
+
+        for spec in args.observed:
+            parse_rule(spec)
+        cfg = EstimateConfig(covariates=covs, n_draws=args.draws, seed=args.seed, level=args.confidence,
+                             observed=tuple(args.observed))
         report = build_estimated_report(load_sparse(args.results), cfg)
         md = write_estimated_report(report, args.out, figures=not args.no_figures)
     except InstrobustError as exc:

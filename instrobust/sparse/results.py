@@ -65,7 +65,7 @@ def _read_samples(path: Path, task: str, metric: str = "acc") -> dict[int, float
             if ITEM_COLUMN not in doc:
                 raise EstimateInputError(
                     f"{path}:{lineno}: the logged document has no '{ITEM_COLUMN}' field, so {task} was not run "
-                    "through a sparse (_b<B>) task of this version of instrobust")
+                    "with a sparse budget (--metadata '{\"sparse_budget\": B}') by this version of instrobust")
             value = row.get(metric)
             if isinstance(value, bool):
                 value = float(value)
@@ -144,8 +144,8 @@ def load_sparse(paths: list[str | Path]) -> SparseRun:
                 f"{', ...' if len(full_tasks) > 3 else ''}) are full, not sparse" if full_tasks
                 else "it holds no instrobust tasks")
         raise EstimateInputError(
-            f"{', '.join(map(str, paths))} is not a sparse run: {what}. Run the budgeted groups, e.g. "
-            "`--tasks mmlu_cloze_observed_flan2022_b2,mmlu_cloze_observed_p3_b2,mmlu_cloze_unobserved_b2 "
+            f"{', '.join(map(str, paths))} is not a sparse run: {what}. Run with a budget, e.g. "
+            "`--tasks mmlu_cloze_observed_flan2022,mmlu_cloze_unobserved --metadata '{\"sparse_budget\": 2}' "
             "--log_samples`, and use `instrobust report` for full runs")
     if full_tasks:
         notes.append(f"ignored {len(full_tasks)} full (non-sparse) task(s): {', '.join(sorted(full_tasks)[:5])}"
