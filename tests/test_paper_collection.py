@@ -141,15 +141,20 @@ def test_unknown_and_refused_ids_get_one_line_errors():
         get("bbl_winowhy_paper_04")
 
 
-def test_subset_filter_keeps_items_under_the_token_limit():
-    from instrobust.paper.subset import kept_indices
+def test_subset_filter_keeps_items_under_the_token_limit(tmp_path):
+    import datasets
 
-    class WordTokenizer:  # a real callable with the tokenizer interface their filter uses
-        def __call__(self, texts, truncation=True):
-            return {"input_ids": [t.split() for t in texts]}
+    from instrobust.paper.subset import paper_subset, subset_text
+    from instrobust.tiny import build_tokenizer
 
-    long = dict(DOC, choices=["w " * 40, "x", "y", "z"], answer=0)
-    assert kept_indices([DOC, long], WordTokenizer(), max_tokens=50) == [0]
+    tokenizer = build_tokenizer(tmp_path)  # a real tokenizer, saved where AutoTokenizer finds it
+    long = dict(DOC, choices=["Jupiter " * 200, "x", "y", "z"], answer=0)
+    assert subset_text(DOC) == "Mars Venus Mars Moon Sun"  # their "{answer} {A} {B} {C} {D}"
+    assert len(tokenizer(subset_text(long))["input_ids"]) >= 150 > len(tokenizer(subset_text(DOC))["input_ids"])
+    kept = paper_subset(datasets.Dataset.from_list([DOC, long, DOC]), str(tmp_path))
+    assert len(kept) == 2 and kept[1]["question"] == DOC["question"]
+    with pytest.raises(DataError, match="paper_subset"):
+        paper_subset(datasets.Dataset.from_list([DOC]), {"max_tokens": 3})
 
 
 # ---- the real InstructionEval copy ------------------------------------------------------------
