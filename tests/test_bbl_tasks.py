@@ -1,4 +1,5 @@
-"""Generated BBL task/group YAMLs: names, metadata, group membership against the bank."""
+"""Generated BBL and MMLU task/group YAMLs: names, metadata, group membership against the bank,
+and no file lm-eval would index for nothing (one-shot and budgets are run-time options)."""
 from __future__ import annotations
 
 import pytest
@@ -7,43 +8,60 @@ import yaml
 from instrobust import generate
 from instrobust.bbl import BBL14, TASKS, VARIANT_TASKS
 from instrobust.bbl.instructions import planned_observed_ids, unobserved_files
-from instrobust.bbl.tasks import group_members, task_specs
+from instrobust.bbl.tasks import bbl_files, group_members, task_specs
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """YAML as lm-eval's index reads it: ``!function utils.f`` left unresolved (as ``!utils.f``)."""
+
+
+_Loader.add_constructor("!function", lambda loader, node: "!" + loader.construct_scalar(node))
 
 
 @pytest.fixture(scope="module")
 def generated() -> dict[str, dict]:
-    """Parsed YAML of the BBL and MMLU files the generator writes (the committed ones must equal them)."""
-    from instrobust.bbl.tasks import bbl_files
-
-    files = {**generate.mmlu_files(), **bbl_files(generate.HEADER)}
-    return {rel: yaml.load(text, Loader=_LOADER) for rel, text in files.items() if rel.endswith(".yaml")}
+    """Parsed YAML of every file the generator writes (the committed ones must equal them)."""
+    return {rel: yaml.load(text, Loader=_Loader) for rel, text in generate.all_files().items()}
 
 
 def test_committed_yamls_are_up_to_date():
-    stale = [f for f in generate.stale_files() if f.startswith(("bbl/", "mmlu/"))]
-    assert stale == [], "run `python -m instrobust.generate`"
+    assert generate.stale_files() == [], "run `python -m instrobust.generate`"
+
+
+def test_one_file_per_task_and_group_and_nothing_else(generated):
+    tasks = [cfg["task"] for cfg in generated.values() if "task" in cfg and "group" not in cfg]
+    groups = [cfg["group"] for cfg in generated.values() if "group" in cfg]
+    assert len(tasks) == len(set(tasks)) == len(task_specs()) + len(generate.mmlu_tasks())
+    assert len(generate.mmlu_tasks()) == 2 * (83 + 24)  # (observed + unobserved) x (letter, cloze)
+    assert len(groups) == len(group_members()) + len(generate.mmlu_groups()) == 105 + 10
+    assert len(generated) == len(tasks) + len(groups) and all(rel.endswith(".yaml") for rel in generated)
+    # one-shot is --num_fewshot 1 and a budget is --metadata, not a twin file per task
+    assert not [n for n in tasks + groups if n.endswith(("_1shot", "_b1", "_b2", "_b4", "_b8"))]
+    # every key a task needs is in its own file: an include would be parsed again per file at index time
+    assert not [rel for rel, cfg in generated.items() if "include" in cfg]
 
 
 def test_task_metadata_and_instruction_fit(generated):
-    bbl = {rel: cfg for rel, cfg in generated.items() if rel.startswith("bbl/") and "task" in cfg and "group" not in cfg}
-    assert len(bbl) == 2 * len(task_specs())
+    bbl = {rel: cfg for rel, cfg in generated.items() if rel.startswith("bbl/") and "group" not in cfg}
+    assert len(bbl) == len(task_specs())
     for rel, cfg in bbl.items():
         meta, name, iid = cfg["metadata"], cfg["task"], cfg["dataset_kwargs"]["instruction"]
-        assert set(meta) >= {"collection", "observed", "scoring", "task_type", "bbl_task"}, rel
+        assert set(meta) >= {"collection", "observed", "scoring", "task_type", "bbl_task", "sparse_group"}, rel
         assert rel == f"bbl/{meta['bbl_task']}/{name}.yaml"
-        assert meta["task_type"] == TASKS[meta["bbl_task"]].task_type and meta["scoring"] == "cloze"
-        assert cfg.get("num_fewshot") is None and cfg["include"] == ("../_bbl_1shot_yaml" if name.endswith("_1shot") else "../_bbl_yaml")
+        assert meta["task_type"] == TASKS[meta["bbl_task"]].task_type
+        assert cfg.get("num_fewshot") is None and cfg["fewshot_split"] == "heldout"
+        assert cfg["custom_dataset"] == "!utils.load_bbl"  # the glue module beside the YAMLs
+        assert not set(meta) & set(cfg["dataset_kwargs"])  # both reach custom_dataset as kwargs
         if "_obs_" in name:  # an observed instruction of the task's own type, same collection and number
-            assert iid == name.replace(f"bbl_{meta['bbl_task']}_", f"bbl_{meta['task_type']}_").removesuffix("_1shot")
+            assert iid == name.replace(f"bbl_{meta['bbl_task']}_", f"bbl_{meta['task_type']}_")
             assert meta["observed"] is True and meta["collection"] in ("flan2022", "alpaca", "p3")
+            assert meta["sparse_group"] == f"bbl_{meta['bbl_task']}_observed_{meta['collection']}"
         else:
-            assert iid == name.removesuffix("_1shot")
-    from instrobust.bbl.tasks import bbl_files
-
-    assert yaml.safe_load(bbl_files(generate.HEADER)["bbl/_bbl_1shot_yaml"])["num_fewshot"] == 1
-    assert "bbl/winowhy/bbl_winowhy_unobs_03.yaml" in bbl and "bbl/winowhy/bbl_winowhy_obs_flan2022_02_1shot.yaml" in bbl
+            assert iid == name
+    assert "bbl/winowhy/bbl_winowhy_unobs_03.yaml" in bbl and "bbl/winowhy/bbl_winowhy_obs_flan2022_02.yaml" in bbl
+    assert bbl["bbl/winowhy/bbl_winowhy_unobs_03.yaml"]["metadata"]["sparse_group"] == "bbl_winowhy_unobserved"
+    assert bbl["bbl/winowhy/bbl_winowhy_designer_01.yaml"]["metadata"]["sparse_group"] == "bbl_winowhy_designer"
 
 
 def test_group_membership_matches_the_bank(generated):
@@ -51,33 +69,50 @@ def test_group_membership_matches_the_bank(generated):
     obs = {t: {c: len(ids) for c, ids in planned_observed_ids(t).items()} for t in ("qa", "bc", "mc")}
     n_tasks = {t: len([n for n in BBL14 if TASKS[n].task_type == t]) for t in ("qa", "bc", "mc")}
     for t in ("qa", "bc", "mc"):
-        assert len(groups[f"bbl_{t}_observed"]) == n_tasks[t] * sum(obs[t].values())
+        assert len(groups[f"bbl_{t}_observed_all"]) == n_tasks[t] * sum(obs[t].values())
         for c in ("flan2022", "alpaca", "p3"):
             assert len(groups[f"bbl_{t}_observed_{c}"]) == n_tasks[t] * obs[t][c]
         assert len(groups[f"bbl_{t}_unobserved"]) == sum(len(unobserved_files(n)) for n in BBL14 if TASKS[n].task_type == t)
         assert len(groups[f"bbl_{t}_designer"]) == n_tasks[t]
-    assert (8 * 83, 4 * 36, 2 * 63) == tuple(len(groups[f"bbl_{t}_observed"]) for t in ("qa", "bc", "mc"))
-    assert sorted(groups["bbl_observed"]) == sorted(sum((groups[f"bbl_{t}_observed"] for t in ("qa", "bc", "mc")), []))
+    assert (8 * 83, 4 * 36, 2 * 63) == tuple(len(groups[f"bbl_{t}_observed_all"]) for t in ("qa", "bc", "mc"))
+    assert sorted(groups["bbl_observed_all"]) == sorted(sum((groups[f"bbl_{t}_observed_all"] for t in ("qa", "bc", "mc")), []))
     assert len(groups["bbl_unobserved"]) == sum(len(unobserved_files(n)) for n in BBL14)
-    assert len(groups["bbl_winowhy_observed"]) == 36 and groups["bbl_winowhy_observed"][0] == "bbl_winowhy_obs_flan2022_01"
+    # per BBL task: one group per collection (the model's own), and the pooled one named as such
+    assert [len(groups[f"bbl_winowhy_observed_{c}"]) for c in ("flan2022", "alpaca", "p3")] == [18, 11, 7]
+    assert len(groups["bbl_winowhy_observed_all"]) == 36 and groups["bbl_winowhy_observed_all"][0] == "bbl_winowhy_obs_flan2022_01"
+    assert all(m.startswith("bbl_winowhy_obs_p3_") for m in groups["bbl_winowhy_observed_p3"])
     for variant in ("closest", "incorrect", "negated", "designer", "nonsensical"):
         members = groups[f"bbl_variant_{variant}"]
         assert len(members) == 7 and {m.split("_var_")[0].split("_designer")[0] for m in members} == {f"bbl_{t}" for t in VARIANT_TASKS}
     assert len(groups["bbl_variant_newly_collected"]) == sum(len(unobserved_files(t)) for t in VARIANT_TASKS)
-    # one-shot twins list the one-shot tasks; every member is a generated task
     task_names = {cfg["task"] for cfg in generated.values() if "task" in cfg and "group" not in cfg}
     for group, members in groups.items():
-        if group.endswith("_1shot"):
-            assert members == [m + "_1shot" for m in groups[group.removesuffix("_1shot")]]
         assert set(members) <= task_names, group
-    assert group_members().keys() == {g for g in groups if g.startswith("bbl_") and not g.endswith("_1shot")}
+    assert group_members().keys() == {g for g in groups if g.startswith("bbl_")}
 
 
-def test_mmlu_task_names_unchanged_and_have_one_shot_twins(generated):
-    mmlu = {cfg["task"] for rel, cfg in generated.items() if rel.startswith("mmlu/") and "task" in cfg and "group" not in cfg}
-    zero = {t for t in mmlu if not t.endswith("_1shot")}
-    assert {"mmlu_unobs_07", "mmlu_obs_flan2022_12", "mmlu_cloze_obs_p3_03", "mmlu_obs_alpaca_05"} <= zero
-    assert {t + "_1shot" for t in zero} == mmlu - zero
-    cfg = generated["mmlu/mmlu_unobs_07_1shot.yaml"]
-    assert cfg["num_fewshot"] == 1 and cfg["dataset_kwargs"]["instruction"] == "mmlu_unobs_07"
-    assert generated["mmlu/mmlu_observed_1shot.yaml"]["task"][0].endswith("_1shot")
+def test_pooled_groups_say_so_in_their_name(generated):
+    groups = {cfg["group"]: cfg["task"] for cfg in generated.values() if "group" in cfg}
+    meta = {cfg["task"]: cfg["metadata"] for cfg in generated.values() if "group" not in cfg}
+    for old in ("mmlu_observed", "mmlu_cloze_observed", "bbl_observed", "bbl_qa_observed", "bbl_winowhy_observed"):
+        assert old not in groups and f"{old}_all" in groups
+    for group, members in groups.items():
+        collections = {meta[m]["collection"] for m in members}
+        if "_observed" in group:  # one collection per observed group, unless the name says "all"
+            assert (len(collections) > 1) == group.endswith("_observed_all"), group
+
+
+def test_mmlu_task_names_groups_and_metadata(generated):
+    mmlu = {cfg["task"]: cfg for rel, cfg in generated.items() if rel.startswith("mmlu/") and "group" not in cfg}
+    assert {"mmlu_unobs_07", "mmlu_obs_flan2022_12", "mmlu_cloze_obs_p3_03", "mmlu_obs_alpaca_05"} <= mmlu.keys()
+    cfg = mmlu["mmlu_cloze_obs_p3_03"]
+    assert cfg["dataset_kwargs"] == {"instruction": "mmlu_obs_p3_03"}
+    assert cfg["metadata"]["scoring"] == "cloze" and cfg["metadata"]["sparse_group"] == "mmlu_cloze_observed_p3"
+    assert [m["metric"] for m in cfg["metric_list"]] == ["acc", "acc_norm"]
+    assert mmlu["mmlu_unobs_07"]["metadata"]["sparse_group"] == "mmlu_unobserved"
+    groups = {cfg["group"]: cfg["task"] for rel, cfg in generated.items() if rel.startswith("mmlu/") and "group" in cfg}
+    for prefix in ("mmlu", "mmlu_cloze"):
+        sizes = [len(groups[f"{prefix}_{g}"]) for g in ("observed_flan2022", "observed_alpaca", "observed_p3",
+                                                        "unobserved", "observed_all")]
+        assert sizes == [50, 20, 13, 24, 83]
+    assert groups["mmlu_observed_p3"] == [f"mmlu_obs_p3_{i:02d}" for i in range(1, 14)]

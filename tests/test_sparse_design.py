@@ -1,12 +1,12 @@
-"""Sparse designs: deterministic, balanced, every item covered, the budget respected; the YAMLs and the loader."""
+"""Sparse designs: deterministic, balanced, every item covered, the budget respected; the design groups
+and the loader (a budget is run-time metadata on the ordinary tasks)."""
 from __future__ import annotations
 
 from collections import Counter
 
 import pytest
 
-from instrobust.sparse.design import (BUDGETS, SparseDesignError, pool_items, pool_order, sparse_design,
-                                      sparse_subset)
+from instrobust.sparse.design import SparseDesignError, pool_items, pool_order, sparse_design, sparse_subset
 
 CASES = [(500, 63, 2), (500, 24, 1), (14042, 24, 2), (97, 13, 4), (40, 24, 8), (7, 3, 2), (30, 30, 1)]
 
@@ -87,27 +87,40 @@ def test_pools_are_seeded_sorted_and_nested():
     assert sorted(pool_order(14042)[:500]) == big
 
 
-def test_task_yamls_on_disk_are_current_and_well_formed():
-    import yaml
+def test_every_task_names_its_collection_group_as_design_group():
+    from instrobust.bbl.tasks import task_specs
+    from instrobust.generate import mmlu_tasks
+    from instrobust.sparse.tasks import design_groups, design_members
 
-    from instrobust.generate import HEADER, TASKS_DIR
-    from instrobust.sparse.tasks import sparse_files
+    groups = design_groups()
+    for t in [*mmlu_tasks(), *task_specs()]:
+        assert t.instruction in groups[t.design_group], t.name
+    # one collection per design group: P3 no longer shares Flan's design (issue 13)
+    assert design_members("mmlu_observed_p3") == [f"mmlu_obs_p3_{i:02d}" for i in range(1, 14)]
+    assert design_members("mmlu_cloze_observed_p3") == design_members("mmlu_observed_p3")
+    assert len(design_members("mmlu_observed_flan2022")) == 50 and len(design_members("mmlu_unobserved")) == 24
+    assert all(i.startswith("bbl_bc_obs_p3_") for i in design_members("bbl_winowhy_observed_p3"))
+    assert design_members("bbl_winowhy_designer") == ["bbl_winowhy_designer_01"]
+    assert not [g for g in groups if g.endswith(("_observed", "_observed_all"))]
+    # an explicit sparse_group override may still name a pooled group
+    assert len(design_members("mmlu_observed_all")) == 83
 
-    want = sparse_files(HEADER)
-    have = {str(p.relative_to(TASKS_DIR)): p.read_text() for p in (TASKS_DIR / "sparse").rglob("*.yaml")}
-    assert sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k)) == []
-    task = yaml.safe_load(want["sparse/mmlu/mmlu_cloze_obs_p3_03_b2.yaml"].split("\n", 1)[1])
-    assert task["dataset_kwargs"] == {"instruction": "mmlu_obs_p3_03"}
-    assert task["metadata"]["sparse_group"] == "mmlu_observed" and task["metadata"]["sparse_budget"] == 2
-    # lm-eval passes metadata and dataset_kwargs to custom_dataset as keyword arguments: no key may repeat
-    assert not set(task["metadata"]) & set(task["dataset_kwargs"])
-    assert (TASKS_DIR / "sparse" / "mmlu" / task["include"]).resolve() == TASKS_DIR / "mmlu" / "_mmlu_cloze_yaml"
-    for b in BUDGETS:
-        group = yaml.safe_load(want[f"sparse/mmlu/groups/mmlu_unobserved_b{b}.yaml"].split("\n", 1)[1])
-        assert group["group"] == f"mmlu_unobserved_b{b}" and len(group["task"]) == 24
-        assert all(t.endswith(f"_b{b}") for t in group["task"])
-    bbl = [k for k in want if k.startswith("sparse/bbl/strategyqa/") and k.endswith("_b2.yaml")]
-    assert bbl and "sparse_group: bbl_strategyqa_" in want[bbl[0]]
+
+@pytest.mark.parametrize("group, n_members", [("mmlu_observed_p3", 13), ("mmlu_cloze_observed_flan2022", 50)])
+def test_a_collection_group_costs_exactly_its_budget(data_dir, group, n_members):
+    """Running the group with sparse_budget 2 over 200 items evaluates 2 x 200 documents in all."""
+    from instrobust.generate import mmlu_tasks
+    from instrobust.harness import load_mmlu
+    from instrobust.sparse.loader import available_members
+
+    tasks = [t for t in mmlu_tasks() if t.design_group == group]
+    assert len(tasks) == n_members == len(available_members(group))
+    seen = Counter()
+    for t in tasks:  # the task YAML's metadata, plus what `--metadata` adds at run time
+        meta = {"collection": t.collection, "scoring": t.scoring, "sparse_group": t.design_group, "sparse_seed": 0,
+                "sparse_budget": 2, "sparse_n_items": 200}
+        seen.update(load_mmlu(instruction=t.instruction, **meta)["test"]["item"])
+    assert sum(seen.values()) == 400 and len(seen) == 200 and set(seen.values()) == {2}
 
 
 def test_loader_keeps_the_design_share_with_pool_indices(data_dir):

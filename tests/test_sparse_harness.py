@@ -1,7 +1,8 @@
-"""A real sparse run through lm-eval (tiny T5, budget-2 MMLU tasks on a 40-item pool) and its estimated report.
+"""A real sparse run through lm-eval (tiny T5, two MMLU groups at budget 2 on a 40-item pool) and its estimated report.
 
-The pool is capped with ``--metadata '{"sparse_n_items": 40}'`` (TaskManager metadata), which the
-loader applies before the harness sees the documents; outputs are written by lm-eval's own
+The budget and pool are run-time metadata on the ordinary groups, as
+``--metadata '{"sparse_budget": 2, "sparse_n_items": 40}'`` passes them (TaskManager metadata); the
+loader applies them before the harness sees the documents; outputs are written by lm-eval's own
 EvaluationTracker exactly as ``lm_eval --output_path --log_samples`` writes them.
 """
 from __future__ import annotations
@@ -20,7 +21,8 @@ from instrobust.sparse.results import EstimateInputError, load_sparse
 
 REPO = Path(__file__).resolve().parents[1]
 N_ITEMS = 40
-GROUPS = ["mmlu_unobserved_b2", "mmlu_observed_p3_b2"]
+GROUPS = ["mmlu_unobserved", "mmlu_observed_p3"]
+BUDGETED = {"sparse_budget": 2, "sparse_n_items": N_ITEMS}
 
 
 def _run(tiny_t5: Path, out: Path, tasks: list[str], metadata: dict | None, limit: int | None = None,
@@ -30,8 +32,7 @@ def _run(tiny_t5: Path, out: Path, tasks: list[str], metadata: dict | None, limi
     from lm_eval.tasks import TaskManager
 
     # only the folders these tasks live in: indexing all of lm-eval's tasks is the slow part
-    tm = TaskManager(include_path=[str(REPO / "lm_eval_tasks" / "sparse" / "mmlu"), str(REPO / "lm_eval_tasks" / "mmlu")],
-                     include_defaults=False, metadata=metadata)
+    tm = TaskManager(include_path=str(REPO / "lm_eval_tasks" / "mmlu"), include_defaults=False, metadata=metadata)
     tracker = EvaluationTracker(output_path=str(out))
     results = lm_eval.simple_evaluate(model="hf", model_args={"pretrained": str(tiny_t5)}, tasks=tasks, limit=limit,
                                       device="cpu", batch_size=16, log_samples=log_samples, task_manager=tm,
@@ -46,31 +47,32 @@ def _run(tiny_t5: Path, out: Path, tasks: list[str], metadata: dict | None, limi
 
 @pytest.fixture(scope="module")
 def sparse_run(tiny_t5, data_dir, tmp_path_factory) -> Path:
-    return _run(tiny_t5, tmp_path_factory.mktemp("sparse") / "run", GROUPS, {"sparse_n_items": N_ITEMS})
+    return _run(tiny_t5, tmp_path_factory.mktemp("sparse") / "run", GROUPS, BUDGETED)
 
 
 def test_each_task_evaluated_exactly_its_design_share(sparse_run):
     run = load_sparse([sparse_run])
     pool = pool_items(14042, N_ITEMS)
     by_task = {t.task: t for t in run.tasks}
-    unobs = available_members("mmlu_unobserved")
-    obs = available_members("mmlu_observed")
-    assert len(by_task) == 24 + 13
-    seen = Counter()
+    members = {g: available_members(g) for g in GROUPS}
+    assert len(by_task) == 24 + 13 and [len(m) for m in members.values()] == [24, 13]
+    seen = {g: Counter() for g in GROUPS}
     for t in run.tasks:
-        members = unobs if not t.info.observed else obs
-        want = [pool[i] for i in sparse_subset(N_ITEMS, len(members), members.index(t.instruction), 2, seed=0)]
+        group = t.design["sparse_group"]
+        want = [pool[i] for i in sparse_subset(N_ITEMS, len(members[group]), members[group].index(t.instruction), 2, seed=0)]
         assert sorted(t.items) == want, t.task
         assert t.design["sparse_budget"] == 2 and t.design["sparse_n_items"] == N_ITEMS
-        if not t.info.observed:
-            seen.update(t.items.keys())
-    # the unobserved group cost exactly 2 single-instruction runs: every pool item seen twice
-    assert set(seen) == set(pool) and set(seen.values()) == {2}
+        seen[group].update(t.items.keys())
+    # each group the user ran cost exactly 2 single-instruction runs: 2 x 40 documents, every item twice
+    for group in GROUPS:
+        assert sum(seen[group].values()) == 2 * N_ITEMS, group
+        assert set(seen[group]) == set(pool) and set(seen[group].values()) == {2}
 
 
 def test_estimated_report_from_the_run(sparse_run, tmp_path):
     out = tmp_path / "report"
-    assert main([str(sparse_run), "--out", str(out), "--draws", "100", "--no-figures"]) == 0
+    # observed = the model's own collection (issue 13): say the tiny T5 was trained on P3, as T0 was
+    assert main([str(sparse_run), "--out", str(out), "--draws", "100", "--no-figures", "--observed", "tiny_t5*=p3"]) == 0
     report = json.loads((out / "report.json").read_text())
     est = report["estimated"]
     assert est["budget"] == "2" and est["method"] == "irt-posterior-predictive"
@@ -94,10 +96,11 @@ def test_estimated_report_from_the_run(sparse_run, tmp_path):
     assert gap["estimate"] == pytest.approx(sides["unobserved"]["estimate"]["mean"]["estimate"]
                                             - sides["observed"]["estimate"]["mean"]["estimate"], abs=1e-9)
     (row,) = report["table3"]
-    assert row["delta_ci"]["method"] == "IRT posterior predictive" and row["observed"]["estimated"] is True
+    assert row["delta_irt"]["method"] == "IRT posterior predictive" and row["observed"]["estimated"] is True
+    assert row["delta_ci"] is None  # the bootstrap's field is never filled with an interval of another kind
     md = (out / "report.md").read_text()
     assert "**Estimated (budget 2).**" in md and "## Estimated from a sparse run (budget 2)" in md
-    assert "naive" in md and "mmlu_unobs_07_b2" in md
+    assert "naive" in md and "mmlu_unobs_07" in md
 
 
 def test_bad_inputs_give_clear_errors(sparse_run, tiny_t5, tmp_path, capsys):
@@ -113,9 +116,9 @@ def test_bad_inputs_give_clear_errors(sparse_run, tiny_t5, tmp_path, capsys):
     # an instruction that saw no items (e.g. a run cut short)
     empty = tmp_path / "empty"
     shutil.copytree(sparse_run, empty)
-    victim = next(empty.rglob("samples_mmlu_unobs_05_b2_*.jsonl"))
+    victim = next(empty.rglob("samples_mmlu_unobs_05_2*.jsonl"))
     victim.write_text("")
-    with pytest.raises(EstimateInputError, match=r"instruction 'mmlu_unobs_05' \(mmlu_unobs_05_b2\) saw no items"):
+    with pytest.raises(EstimateInputError, match=r"instruction 'mmlu_unobs_05' \(mmlu_unobs_05\) saw no items"):
         load_sparse([empty])
     # a full (non-sparse) run
     full = _run(tiny_t5, tmp_path / "full", ["mmlu_unobs_01", "mmlu_obs_p3_01"], None, limit=2)
@@ -136,10 +139,10 @@ def test_report_refuses_sparse_results_instead_of_reporting_subset_accuracies(tm
 
     path = tmp_path / "results_2026-01-01T00-00-00.json"
     path.write_text(json.dumps({
-        "results": {"mmlu_unobs_01_b2": {"acc,none": 0.5, "alias": "mmlu_unobs_01_b2"}},
-        "configs": {"mmlu_unobs_01_b2": {"task": "mmlu_unobs_01_b2", "metadata": {
+        "results": {"mmlu_unobs_01": {"acc,none": 0.5, "alias": "mmlu_unobs_01"}},
+        "configs": {"mmlu_unobs_01": {"task": "mmlu_unobs_01", "metadata": {
             "collection": "unobserved", "observed": False, "scoring": "letter", "sparse_budget": 2}}},
         "config": {"model": "hf", "model_args": "pretrained=/tmp/tiny"},
     }))
-    with pytest.raises(ReportInputError, match=r"mmlu_unobs_01_b2 is a sparse \(budget 2\) task.*instrobust estimate"):
+    with pytest.raises(ReportInputError, match=r"mmlu_unobs_01 is a sparse \(budget 2\) task.*instrobust estimate"):
         load_results_file(path)

@@ -1,18 +1,22 @@
 """The lm-eval tasks and groups for BIG-bench Lite (written by ``python -m instrobust.generate``).
 
-One task per (BBL task, instruction), zero-shot and one-shot:
+One task per (BBL task, instruction), zero-shot (one-shot: ``--num_fewshot 1``; the demonstration
+is the first held-out example of the same task, rendered with the same instruction):
 
 * ``bbl_<task>_obs_<collection>_<nn>`` - observed instruction ``bbl_<type>_obs_<collection>_<nn>``
   (collection flan2022 / alpaca / p3) on one of the 14 tasks;
-* ``bbl_<task>_unobs_<nn>``, ``bbl_<task>_designer_01``, ``bbl_<task>_var_<variant>_01``;
-* each with a ``_1shot`` twin (``num_fewshot: 1``; the demonstration is the first held-out
-  example of the same task, rendered with the same instruction).
+* ``bbl_<task>_unobs_<nn>``, ``bbl_<task>_designer_01``, ``bbl_<task>_var_<variant>_01``.
 
 Groups (flat task lists; the group score is the unweighted mean over (task, instruction) pairs):
-``bbl_<task>_observed`` / ``_unobserved``; ``bbl_<type>_observed`` (+ ``_<collection>``),
-``bbl_<type>_unobserved``, ``bbl_<type>_designer``; ``bbl_observed`` (+ ``_<collection>``),
+``bbl_<task>_observed_<collection>`` / ``_unobserved``; ``bbl_<type>_observed_<collection>``,
+``bbl_<type>_unobserved``, ``bbl_<type>_designer``; ``bbl_observed_<collection>``,
 ``bbl_unobserved``, ``bbl_designer`` over the 14 tasks; ``bbl_variant_<variant>`` over the seven
-Figure-3 tasks. Every group has a ``_1shot`` twin.
+Figure-3 tasks; and the pooled ``bbl_observed_all``, ``bbl_<type>_observed_all``,
+``bbl_<task>_observed_all`` (every collection at once: no model observed all of them).
+
+A task's sparse design group (``sparse_group``) is the smallest of these it belongs to, per BBL
+task: ``bbl_<task>_observed_<collection>``, ``bbl_<task>_unobserved``, ``bbl_<task>_designer``,
+``bbl_<task>_variant_<variant>``.
 """
 from __future__ import annotations
 
@@ -20,8 +24,6 @@ from dataclasses import dataclass
 
 from instrobust.bbl import BBL14, BBL_TYPES, TASKS, VARIANT_TASKS, VARIANTS
 from instrobust.bbl.instructions import OBSERVED_COLLECTIONS, planned_observed_ids, planned_variant_ids, unobserved_files
-
-SHOTS = {0: "", 1: "_1shot"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,14 @@ class TaskSpec:
     @property
     def task_type(self) -> str:
         return TASKS[self.bbl_task].task_type
+
+    @property
+    def design_group(self) -> str:
+        """The instructions that split this BBL task's pool in a budgeted run (one collection)."""
+        if self.variant is not None:
+            return f"bbl_{self.bbl_task}_variant_{self.variant}"
+        side = f"observed_{self.collection}" if self.observed else self.collection
+        return f"bbl_{self.bbl_task}_{side}"
 
 
 def task_specs() -> list[TaskSpec]:
@@ -63,7 +73,7 @@ def task_specs() -> list[TaskSpec]:
 
 
 def group_members() -> dict[str, list[str]]:
-    """Zero-shot group name -> zero-shot task names."""
+    """Group name -> task names (see the module docstring for the groups)."""
     specs = task_specs()
     groups: dict[str, list[str]] = {}
 
@@ -71,33 +81,31 @@ def group_members() -> dict[str, list[str]]:
         groups.setdefault(group, []).append(name)
 
     core = [s for s in specs if s.variant is None]
+    for s in core:  # per BBL task (all 19 have unobserved instructions, the 14 have observed ones)
+        if s.observed or s.collection == "unobserved":
+            add(s.design_group, s.name)
     for s in core:
         if s.observed:
-            add(f"bbl_{s.bbl_task}_observed", s.name)
-        elif s.collection == "unobserved":
-            add(f"bbl_{s.bbl_task}_unobserved", s.name)
+            add(f"bbl_{s.bbl_task}_observed_all", s.name)
+    in14 = [s for s in core if s.bbl_task in BBL14]
     for task_type in BBL_TYPES:
-        for s in core:
-            if s.task_type != task_type or s.bbl_task not in BBL14:
-                continue
+        for s in (s for s in in14 if s.task_type == task_type):
             if s.observed:
-                add(f"bbl_{task_type}_observed", s.name)
                 add(f"bbl_{task_type}_observed_{s.collection}", s.name)
-            elif s.collection == "unobserved":
-                add(f"bbl_{task_type}_unobserved", s.name)
-            elif s.collection == "designer":
-                add(f"bbl_{task_type}_designer", s.name)
-    for s in core:
-        if s.bbl_task not in BBL14:
-            continue
-        if s.observed:
-            add("bbl_observed", s.name)
-        elif s.collection in ("unobserved", "designer"):
-            add(f"bbl_{s.collection}", s.name)
+            elif s.collection in ("unobserved", "designer"):
+                add(f"bbl_{task_type}_{s.collection}", s.name)
+        for s in (s for s in in14 if s.task_type == task_type and s.observed):
+            add(f"bbl_{task_type}_observed_all", s.name)
     for collection in OBSERVED_COLLECTIONS:
-        for s in core:
-            if s.observed and s.collection == collection and s.bbl_task in BBL14:
+        for s in in14:
+            if s.observed and s.collection == collection:
                 add(f"bbl_observed_{collection}", s.name)
+    for s in in14:
+        if s.collection in ("unobserved", "designer"):
+            add(f"bbl_{s.collection}", s.name)
+    for s in in14:
+        if s.observed:
+            add("bbl_observed_all", s.name)
     for variant in VARIANTS:
         for s in specs:
             if s.bbl_task not in VARIANT_TASKS:
@@ -108,56 +116,35 @@ def group_members() -> dict[str, list[str]]:
     return groups
 
 
-def _yaml_list(items: list[str]) -> str:
-    return "".join(f"  - {i}\n" for i in items)
+# Written into every task file (see instrobust.generate.MMLU_KEYS for why not an include).
+# One BBL task's test pool (instrobust.bbl.data); one-shot runs (--num_fewshot 1) take the first
+# held-out example of the task as the demonstration, rendered with the same instruction.
+BBL_KEYS = (
+    "dataset_path: hails/bigbench\n"
+    "custom_dataset: !function utils.load_bbl\n"
+    "test_split: test\n"
+    "fewshot_split: heldout\n"
+    "description: description\n"  # instrobust.layout: the instruction once, before any demonstration
+    "fewshot_config:\n  sampler: first_n\n  doc_to_text: !function utils.fewshot_doc_to_text\n"
+    "output_type: multiple_choice\n"
+    "doc_to_text: !function utils.doc_to_text\n"
+    "doc_to_choice: !function utils.doc_to_choice\n"
+    "doc_to_target: !function utils.doc_to_target\n"
+    "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
+    "  - metric: acc_norm\n    aggregation: mean\n    higher_is_better: true\n"  # option-text scoring: the length-normalised accuracy too
+)
 
 
-def base_yaml(header: str, shots: int) -> str:
-    if shots:
-        return header + (
-            "# BIG-bench Lite, one-shot: the demonstration is the first held-out example of the task,\n"
-            "# rendered with the same instruction.\n"
-            "include: _bbl_yaml\n"
-            f"num_fewshot: {shots}\n"
-        )
-    return header + (
-        "# BIG-bench Lite: one instruction per task over one BBL task's test pool; rank\n"
-        "# classification over the option texts (instrobust.bbl.data documents the pool).\n"
-        "dataset_path: hails/bigbench\n"
-        "custom_dataset: !function utils.load_bbl\n"
-        "test_split: test\n"
-        "fewshot_split: heldout\n"
-        "fewshot_config:\n  sampler: first_n\n"
-        "output_type: multiple_choice\n"
-        "doc_to_text: !function utils.doc_to_text\n"
-        "doc_to_choice: choices\n"
-        "doc_to_target: answer\n"
-        "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
-    )
-
-
-def bbl_files(header: str) -> dict[str, str]:
+def bbl_files() -> dict[str, str]:
     """Relative path (under lm_eval_tasks/) -> YAML text."""
-    files = {"bbl/_bbl_yaml": base_yaml(header, 0), "bbl/_bbl_1shot_yaml": base_yaml(header, 1)}
+    from instrobust.generate import group_yaml, task_yaml
+
+    files = {}
     for s in task_specs():
-        for shots, suffix in SHOTS.items():
-            base = "_bbl_1shot_yaml" if shots else "_bbl_yaml"
-            variant = f"  variant: {s.variant}\n" if s.variant else ""
-            files[f"bbl/{s.bbl_task}/{s.name}{suffix}.yaml"] = header + (
-                f"task: {s.name}{suffix}\n"
-                f"include: ../{base}\n"
-                f"dataset_kwargs:\n  instruction: {s.instruction}\n"
-                # metadata is also passed to custom_dataset as kwargs: no key may repeat dataset_kwargs.
-                f"metadata:\n  version: 1.0\n  collection: {s.collection}\n"
-                f"  observed: {str(s.observed).lower()}\n  scoring: cloze\n"
-                f"  task_type: {s.task_type}\n  bbl_task: {s.bbl_task}\n{variant}"
-            )
+        meta = {"collection": s.collection, "observed": s.observed, "scoring": "cloze", "task_type": s.task_type,
+                "bbl_task": s.bbl_task, **({"variant": s.variant} if s.variant else {}),
+                "sparse_group": s.design_group, "sparse_seed": 0}
+        files[f"bbl/{s.bbl_task}/{s.name}.yaml"] = task_yaml(s.name, s.instruction, meta, BBL_KEYS)
     for group, tasks in group_members().items():
-        for shots, suffix in SHOTS.items():
-            files[f"bbl/groups/{group}{suffix}.yaml"] = header + (
-                f"group: {group}{suffix}\n"
-                f"task:\n{_yaml_list([t + suffix for t in tasks])}"
-                "aggregate_metric_list:\n  - metric: acc\n    aggregation: mean\n    weight_by_size: false\n"
-                "metadata:\n  version: 1.0\n"
-            )
+        files[f"bbl/groups/{group}.yaml"] = group_yaml(group, tasks)
     return files

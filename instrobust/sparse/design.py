@@ -25,7 +25,6 @@ import numpy as np
 
 from instrobust.errors import InstrobustError
 
-BUDGETS = (1, 2, 4, 8)  # the task variants we generate (`_b1`, `_b2`, ...)
 DEFAULT_BUDGET = 2
 FULL = "all"  # sparse_budget: all -> every instruction sees every item (the reference run)
 
