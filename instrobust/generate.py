@@ -80,23 +80,26 @@ def mmlu_groups() -> dict[str, list[str]]:
 # The shared keys are written into every task file rather than `include:`d from a base: lm-eval
 # parses an include once per including file, and inlining makes indexing our 1,500 files 40%
 # cheaper (benchmarks/bench_task_manager.py). One-shot runs (--num_fewshot 1) take the first
-# dev-split question as the demonstration, rendered with the same instruction.
-MMLU_KEYS = (
-    "dataset_path: cais/mmlu\n"
-    "custom_dataset: !function utils.load_mmlu\n"
-    "test_split: test\n"
-    "fewshot_split: dev\n"
-    "description: description\n"  # instrobust.layout: the instruction once, before any demonstration
-    "fewshot_config:\n  sampler: first_n\n  doc_to_text: !function utils.fewshot_doc_to_text\n"
-    "output_type: multiple_choice\n"
-    "doc_to_text: !function utils.doc_to_text\n"
-    # the answer space (letters, option texts, label words) follows the instruction and `scoring`
-    "doc_to_choice: !function utils.doc_to_choice\n"
-    "doc_to_target: !function utils.doc_to_target\n"
-    "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
-)
-# option-text scoring: the length-normalised accuracy too
-ACC_NORM = "  - metric: acc_norm\n    aggregation: mean\n    higher_is_better: true\n"
+# question of the fewshot split (MMLU dev, the BBL task's held-out examples) as the
+# demonstration, rendered with the same instruction.
+def shared_keys(dataset_path: str, loader: str, fewshot_split: str, option_texts: bool) -> str:
+    """The keys every task of a benchmark shares (written into each task file, see above)."""
+    return (
+        f"dataset_path: {dataset_path}\n"
+        f"custom_dataset: !function utils.{loader}\n"
+        "test_split: test\n"
+        f"fewshot_split: {fewshot_split}\n"
+        "description: description\n"  # instrobust.layout: the instruction once, before any demonstration
+        "fewshot_config:\n  sampler: first_n\n  doc_to_text: !function utils.fewshot_doc_to_text\n"
+        "output_type: multiple_choice\n"
+        "doc_to_text: !function utils.doc_to_text\n"
+        # the answer space (letters, option texts, label words) follows the instruction and `scoring`
+        "doc_to_choice: !function utils.doc_to_choice\n"
+        "doc_to_target: !function utils.doc_to_target\n"
+        "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
+        # option-text scoring: the length-normalised accuracy too
+        + ("  - metric: acc_norm\n    aggregation: mean\n    higher_is_better: true\n" if option_texts else "")
+    )
 
 
 def task_yaml(name: str, instruction: str, metadata: dict[str, object], keys: str) -> str:
@@ -116,15 +119,31 @@ def mmlu_files() -> dict[str, str]:
     for t in mmlu_tasks():
         files[f"mmlu/{t.name}.yaml"] = task_yaml(t.name, t.instruction, {
             "collection": t.collection, "observed": t.collection != "unobserved", "scoring": t.scoring,
-            "sparse_group": t.design_group, "sparse_seed": 0}, MMLU_KEYS + (ACC_NORM if t.scoring == "cloze" else ""))
+            "sparse_group": t.design_group, "sparse_seed": 0},
+            shared_keys("cais/mmlu", "load_mmlu", "dev", option_texts=t.scoring == "cloze"))
     for group, tasks in mmlu_groups().items():
         files[f"mmlu/{group}.yaml"] = group_yaml(group, tasks)
     return files
 
 
-def all_files() -> dict[str, str]:
-    from instrobust.bbl.tasks import bbl_files
+def bbl_files() -> dict[str, str]:
+    from instrobust.bbl.tasks import group_members, task_specs
 
+    # one BBL task's test pool (instrobust.bbl.data), scored on the instruction's answer space
+    keys = shared_keys("hails/bigbench", "load_bbl", "heldout", option_texts=True)
+    files = {}
+    for s in task_specs():
+        meta = {"collection": s.collection, "observed": s.observed, "scoring": "cloze", "task_type": s.task_type,
+                "bbl_task": s.bbl_task, **({"variant": s.variant} if s.variant else {}),
+                "sparse_group": s.design_group, "sparse_seed": 0}
+        files[f"bbl/{s.bbl_task}/{s.name}.yaml"] = task_yaml(s.name, s.instruction, meta, keys)
+    for group, tasks in group_members().items():
+        files[f"bbl/groups/{group}.yaml"] = group_yaml(group, tasks)
+    return files
+
+
+def all_files() -> dict[str, str]:
+    """Relative path under lm_eval_tasks/ -> YAML text, for every task and group."""
     return {**mmlu_files(), **bbl_files()}
 
 

@@ -8,7 +8,7 @@ import yaml
 from instrobust import generate
 from instrobust.bbl import BBL14, TASKS, VARIANT_TASKS
 from instrobust.bbl.instructions import planned_observed_ids, unobserved_files
-from instrobust.bbl.tasks import bbl_files, group_members, task_specs
+from instrobust.bbl.tasks import group_members, task_specs
 
 
 

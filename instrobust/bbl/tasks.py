@@ -1,4 +1,4 @@
-"""The lm-eval tasks and groups for BIG-bench Lite (written by ``python -m instrobust.generate``).
+"""The lm-eval tasks and groups for BIG-bench Lite (``python -m instrobust.generate`` writes them).
 
 One task per (BBL task, instruction), zero-shot (one-shot: ``--num_fewshot 1``; the demonstration
 is the first held-out example of the same task, rendered with the same instruction):
@@ -114,37 +114,3 @@ def group_members() -> dict[str, list[str]]:
                     or (variant == "newly_collected" and s.collection == "unobserved")):
                 add(f"bbl_variant_{variant}", s.name)
     return groups
-
-
-# Written into every task file (see instrobust.generate.MMLU_KEYS for why not an include).
-# One BBL task's test pool (instrobust.bbl.data); one-shot runs (--num_fewshot 1) take the first
-# held-out example of the task as the demonstration, rendered with the same instruction.
-BBL_KEYS = (
-    "dataset_path: hails/bigbench\n"
-    "custom_dataset: !function utils.load_bbl\n"
-    "test_split: test\n"
-    "fewshot_split: heldout\n"
-    "description: description\n"  # instrobust.layout: the instruction once, before any demonstration
-    "fewshot_config:\n  sampler: first_n\n  doc_to_text: !function utils.fewshot_doc_to_text\n"
-    "output_type: multiple_choice\n"
-    "doc_to_text: !function utils.doc_to_text\n"
-    "doc_to_choice: !function utils.doc_to_choice\n"
-    "doc_to_target: !function utils.doc_to_target\n"
-    "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
-    "  - metric: acc_norm\n    aggregation: mean\n    higher_is_better: true\n"  # option-text scoring: the length-normalised accuracy too
-)
-
-
-def bbl_files() -> dict[str, str]:
-    """Relative path (under lm_eval_tasks/) -> YAML text."""
-    from instrobust.generate import group_yaml, task_yaml
-
-    files = {}
-    for s in task_specs():
-        meta = {"collection": s.collection, "observed": s.observed, "scoring": "cloze", "task_type": s.task_type,
-                "bbl_task": s.bbl_task, **({"variant": s.variant} if s.variant else {}),
-                "sparse_group": s.design_group, "sparse_seed": 0}
-        files[f"bbl/{s.bbl_task}/{s.name}.yaml"] = task_yaml(s.name, s.instruction, meta, BBL_KEYS)
-    for group, tasks in group_members().items():
-        files[f"bbl/groups/{group}.yaml"] = group_yaml(group, tasks)
-    return files
