@@ -205,7 +205,8 @@ def test_tsne_plot_is_a_real_png(tmp_path):
 
 TASKS = "mmlu_obs_p3_01,mmlu_obs_p3_03,mmlu_unobs_01,mmlu_unobs_07,mmlu_unobs_12"
 # Few examples, and only the last 96 prompt tokens (the tiny byte-level tokenizer makes prompts long).
-FAST = ["--n-examples", "3", "--max-length", "96"]
+# The tiny T5 was trained on no collection: treat it as a P3 model (T0's collection), so P3 is observed.
+FAST = ["--n-examples", "3", "--max-length", "96", "--observed", "tiny_t5*=p3"]
 
 
 @pytest.fixture(scope="module")
@@ -292,9 +293,13 @@ def test_from_saved_recomputes_without_the_model(analysed, tmp_path):
 
 
 def test_command_errors_are_one_clear_line(capsys, tmp_path, tiny_t5):
-    rc = main(["--model", str(tiny_t5), "--tasks", "mmlu_unobs_01,mmlu_unobs_02", "--out", str(tmp_path)])
+    rc = main(["--model", str(tiny_t5), "--tasks", "mmlu_unobs_01,mmlu_unobs_02", "--out", str(tmp_path), *FAST])
     err = capsys.readouterr().err
     assert rc == 2 and "error: no observed instructions to compare to on 'mmlu'" in err and "Traceback" not in err
+    # without --observed the tiny model has no known collection: nothing is observed by it
+    rc = main(["--model", str(tiny_t5), "--tasks", TASKS, "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no known instruction collection" in err and "--observed" in err and err.count("\n") == 1
     rc = main(["--model", str(tiny_t5), "--tasks", "mmlu_nonsense", "--out", str(tmp_path)])
     assert rc == 2 and "unknown lm-eval task or group 'mmlu_nonsense'" in capsys.readouterr().err
     rc = main(["--from-saved", str(tmp_path / "nothing"), "--out", str(tmp_path)])
@@ -314,3 +319,29 @@ def test_collection_that_cannot_load_is_a_clear_error(data_dir):
         pytest.skip("the Alpaca instructions load here")
     with pytest.raises(AnalysisError, match="task 'mmlu_obs_alpaca_01'.*'alpaca' is not loaded.*mmlu_observed_p3"):
         build_rows(resolve_tasks(["mmlu_observed_alpaca", "mmlu_unobs_01"]), 1, 0)
+
+
+def test_nearest_observed_and_degradation_use_the_models_own_collection(tmp_path):
+    """Flan-T5 observed Flan 2022 only: Alpaca is a collection it was not trained on, never a reference."""
+    from dataclasses import replace
+
+    from instrobust.analysis.run import own_collections, relabel
+
+    assert own_collections("google/flan-t5-xl", None, ()) == ("flan2022",)
+    assert own_collections("/x/tiny", None, ("*tiny=alpaca",)) == ("alpaca",)
+    with pytest.raises(AnalysisError, match="no known instruction collection for .*SmolLM2.*--observed"):
+        own_collections("HuggingFaceTB/SmolLM2-135M-Instruct", None, ())
+    colls = {"f1": "flan2022", "f2": "flan2022", "a1": "alpaca", "u1": "unobserved"}
+    tasks = relabel([replace(_task(n, True), collection=c) for n, c in colls.items()], ("flan2022",))
+    assert {t.name: t.observed for t in tasks} == {"f1": True, "f2": True, "a1": False, "u1": False}
+    rows = [Row(t.name, t.name, "mmlu", d) for t in tasks for d in (0, 1)]
+    # f1, f2 at x = 0 and 10; a1 at x = 1 (nearest f1: 1); u1 at x = 7 (nearest f2: 3)
+    vecs = np.array([[0, 0], [0, 0], [10, 0], [10, 0], [1, 0], [1, 0], [7, 0], [7, 0]], dtype=np.float32)
+    acc = load_accuracies([_lm_eval_results(tmp_path, {"f1": 0.5, "f2": 0.5, "a1": 0.3, "u1": 0.45})])
+    run = summarize(Representations(vecs, rows, {t.name: t for t in tasks}), acc)
+    (cat,) = run["categories"]
+    assert (cat["n_unobserved"], cat["mean"], cat["degradation"]) == (1, pytest.approx(3.0), pytest.approx(-5.0))
+    (other,) = run["other_collections"]
+    assert (other["collection"], other["mean"], other["degradation"]) == ("alpaca", pytest.approx(1.0),
+                                                                          pytest.approx(-20.0))
+    assert [p["task"] for p in run["points"]] == ["u1"]  # the Figure-5 fit is about ours

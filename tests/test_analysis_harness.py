@@ -26,7 +26,8 @@ def test_accuracies_from_a_real_lm_eval_run(tiny_t5, task_manager, data_dir, tmp
 
     out = tmp_path / "analysis"
     rc = main(["--model", str(tiny_t5), "--tasks", ",".join(TASKS), "--n-examples", "4", "--max-length", "96",
-               "--out", str(out), "--device", "cpu", "--no-progress", "--no-tsne", "--results", str(results_dir)])
+               "--out", str(out), "--device", "cpu", "--no-progress", "--no-tsne", "--results", str(results_dir),
+               "--observed", "tiny_t5*=p3"])  # the tiny T5 stands in for a P3-trained model (as T0)
     assert rc == 0
     run = json.loads((out / "analysis.json").read_text())["runs"]["base"]
     by_task = {r["task"]: r for r in run["instructions"]}

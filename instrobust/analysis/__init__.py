@@ -1,9 +1,9 @@
 """`instrobust analyze`: how far unobserved instructions sit from observed ones in the model (paper,
 section 4.5, Table 4, Figures 4-5; Table 6 with --peft).
 
-    instrobust analyze --model PATH [--peft ADAPTER] --tasks mmlu_observed_p3,mmlu_unobserved \\
+    instrobust analyze --model google/flan-t5-xl [--peft ADAPTER] --tasks mmlu_observed_flan2022,mmlu_unobserved \\
         --n-examples 300 --seed 0 --out OUTDIR [--results DIR ...] [--peft-results DIR ...] \\
-        [--device cpu] [--batch-size 16]
+        [--device cpu] [--batch-size 16] [--observed 'my-model*=flan2022']
     instrobust analyze --from-saved OUTDIR --out OUTDIR2 [--results DIR ...]
 
 Library use: ``analyze(AnalysisConfig(...))``; the parts are ``resolve_tasks`` (tasks.py),
@@ -63,6 +63,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--tsne-perplexity", type=float, help="default: min(30, (points - 1) / 3)")
     ap.add_argument("--no-tsne", action="store_true", help="skip the t-SNE figures")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--observed", action="append", default=[], metavar="PATTERN=COLL[,COLL]",
+                    help="the instruction collection(s) the model was trained on (its observed instructions), e.g. "
+                         "'my-model*=flan2022'; known: Flan-T5=flan2022, Alpaca=alpaca, T0=p3 (repeatable)")
     return ap
 
 
@@ -73,7 +76,8 @@ def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
         dtype=args.dtype,
         extract=ExtractConfig(n_examples=args.n_examples, seed=args.seed, batch_size=args.batch_size,
                               max_length=args.max_length, progress=not args.no_progress),
-        tsne=not args.no_tsne, tsne_max_points=args.tsne_max_points, tsne_perplexity=args.tsne_perplexity)
+        tsne=not args.no_tsne, tsne_max_points=args.tsne_max_points, tsne_perplexity=args.tsne_perplexity,
+        observed=tuple(args.observed))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,8 @@ def _run(label: str, run: dict) -> list[str]:
              f"{meta.get('architecture', '?')} model; representation: {meta.get('position', '?')}, "
              f"layer {meta.get('layer', -2)}; {meta.get('n_examples')} examples per pool (seed {meta.get('seed')}); "
              f"{run['n_rows']} vectors.", "",
+             "Observed instructions: the collection(s) the model was trained on, "
+             f"{', '.join(run.get('observed_collections') or ['?'])}; unobserved: ours.", "",
              "### Distance to the nearest observed instruction (Table 4)", ""]
     lines += _table(
         ["category", "unobserved instructions", "avg l2 distance", "± std", "observed reference", "avg Δacc (points)"],
@@ -27,6 +29,12 @@ def _run(label: str, run: dict) -> list[str]:
           _num(c["degradation"], "+.1f")] for c in run["categories"]])
     lines.append("Observed reference: the same distance for each observed instruction to the *other* observed ones.")
     lines.append("")
+    if run.get("other_collections"):
+        lines += ["Collections this model was not trained on, the same way (their instructions against its observed "
+                  "ones):", ""]
+        lines += _table(["category", "collection", "instructions", "avg l2 distance", "± std", "avg Δacc (points)"],
+                        [[c["category"], c["collection"], str(c["n_unobserved"]), _num(c["mean"]), _num(c["std"]),
+                          _num(c["degradation"], "+.1f")] for c in run["other_collections"]])
     fit = run.get("fit")
     if fit:
         lines += ["### Degradation vs distance (Figure 5)", "",
@@ -34,9 +42,9 @@ def _run(label: str, run: dict) -> list[str]:
                   f"(r = {_num(fit['r'], '.3f')}, p = {_num(fit['p'], '.3g')}, n = {fit['n']} unobserved instructions; "
                   f"r and p are undefined when every degradation is the same).", ""]
     unobs = [r for r in run["instructions"] if not r["observed"]]
-    lines += ["### Unobserved instructions", ""]
-    lines += _table(["task", "category", "avg l2 distance", "nearest observed (share)", "acc", "Δacc (points)"],
-                    [[r["task"], r["category"], _num(r["mean"]), f"{r['nearest']} ({r['nearest_share']:.0%})",
+    lines += ["### Instructions the model was not trained on", ""]
+    lines += _table(["task", "category", "collection", "avg l2 distance", "nearest observed (share)", "acc", "Δacc (points)"],
+                    [[r["task"], r["category"], r["collection"], _num(r["mean"]), f"{r['nearest']} ({r['nearest_share']:.0%})",
                       _pct(r["acc"]), _num(r["degradation"], "+.1f")] for r in unobs])
     for note in run.get("notes") or []:
         lines.append(f"- note: {note}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -15,7 +15,8 @@ from instrobust.analysis.distances import category_distances, instruction_distan
 from instrobust.analysis.errors import AnalysisError
 from instrobust.analysis.extract import ExtractConfig, extract, load_model, with_adapter
 from instrobust.analysis.store import Representations
-from instrobust.analysis.tasks import category_key, check_comparable, resolve_tasks
+from instrobust.analysis.tasks import AnalysisTask, category_key, check_comparable, resolve_tasks
+from instrobust.errors import InstrobustError
 
 SCHEMA_VERSION = 1
 RUN_LABELS = ("base", "peft")  # without and with the adapter (Table 6: before / after alignment)
@@ -39,6 +40,26 @@ class AnalysisConfig:
     tsne: bool = True
     tsne_max_points: int = 3000
     tsne_perplexity: float | None = None
+    observed: tuple[str, ...] = ()  # --observed overrides of the model -> training collections map
+
+
+def own_collections(model: str | None, peft: str | None, rules: Sequence[str]) -> tuple[str, ...]:
+    """The collections the model was trained on: its observed instructions (same rule as `instrobust report`)."""
+    from instrobust.report.trained_on import parse_rule, trained_on
+
+    try:
+        found = trained_on(model, peft, tuple(parse_rule(r) for r in rules))
+    except InstrobustError as exc:
+        raise AnalysisError(str(exc)) from None
+    if found.collections is None:
+        raise AnalysisError(f"{found.reason}: the analysis measures the distance to the instructions the model "
+                            "was trained on, so it needs to know them")
+    return found.collections
+
+
+def relabel(tasks: Sequence[AnalysisTask], collections: tuple[str, ...]) -> list[AnalysisTask]:
+    """Observed = from a collection this model was trained on; ours and other collections are not."""
+    return [replace(t, observed=t.collection in collections) for t in tasks]
 
 
 def load_saved(directory: str | Path) -> dict[str, Representations]:
@@ -58,6 +79,8 @@ def compute_representations(cfg: AnalysisConfig) -> dict[str, Representations]:
     if not cfg.model or not cfg.tasks:
         raise AnalysisError("--model and --tasks are required (or --from-saved DIR to reuse saved representations)")
     tasks = resolve_tasks(cfg.tasks, Path(cfg.tasks_dir) if cfg.tasks_dir else None)
+    collections = own_collections(cfg.model, cfg.peft, cfg.observed)
+    tasks = relabel(tasks, collections)
     check_comparable(tasks)
     loaded = load_model(cfg.model, cfg.device, cfg.dtype)
     runs = {}
@@ -71,8 +94,19 @@ def compute_representations(cfg: AnalysisConfig) -> dict[str, Representations]:
         runs["peft"] = extract(loaded, tasks, cfg.extract, "peft")
         runs["peft"].meta["seconds"] = round(time.perf_counter() - started, 2)
     for label, reps in runs.items():
+        reps.meta["observed_collections"] = list(collections)
         reps.save(Path(cfg.out) / "representations" / label)
     return runs
+
+
+def relabel_saved(runs: dict[str, Representations], rules: Sequence[str]) -> None:
+    """Saved runs keep the collections they were analysed with, unless --observed says otherwise."""
+    for reps in runs.values():
+        saved = reps.meta.get("observed_collections")
+        collections = (own_collections(reps.meta.get("model"), None, rules) if rules or saved is None
+                       else tuple(saved))
+        reps.tasks = {n: t for n, t in zip(reps.tasks, relabel(list(reps.tasks.values()), collections))}
+        reps.meta["observed_collections"] = list(collections)
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -81,14 +115,16 @@ def _mean(values: Sequence[float]) -> float | None:
 
 def summarize(reps: Representations, acc: Accuracies | None) -> dict:
     """Distances per instruction and per category (Table 4), joined with accuracies when given (Figure 5)."""
-    dists = instruction_distances(reps)
-    tasks = list(reps.tasks.values())
+    all_dists = instruction_distances(reps)
+    # Table 4 is about our unobserved instructions; other collections (not trained on) get their own rows
+    dists = [d for d in all_dists if d.observed or d.collection == "unobserved"]
+    tasks = [t for t in reps.tasks.values() if t.observed or t.collection == "unobserved"]
     accs = acc.acc if acc else {}
-    degr, notes = degradations(tasks, accs) if acc else ({}, [])
+    degr, notes = degradations(list(reps.tasks.values()), accs) if acc else ({}, [])
     if acc and not any(t.name in accs for t in tasks):
         raise AnalysisError(f"none of the {len(tasks)} analysed tasks has an accuracy in the results given "
                             f"({', '.join(acc.files[:3])}): were they evaluated under the same task names?")
-    instructions = [{**d.to_dict(), "acc": accs.get(d.task), "degradation": degr.get(d.task)} for d in dists]
+    instructions = [{**d.to_dict(), "acc": accs.get(d.task), "degradation": degr.get(d.task)} for d in all_dists]
     categories = []
     for c in category_distances(dists):
         in_cat = [t for t in tasks if t.category == c.category]
@@ -98,7 +134,7 @@ def summarize(reps: Representations, acc: Accuracies | None) -> dict:
         row["acc_observed"] = _mean([accs[t.name] for t in in_cat if t.observed and t.name in accs])
         categories.append(row)
     points = [{"task": r["task"], "category": r["category"], "distance": r["mean"], "degradation": r["degradation"]}
-              for r in instructions if not r["observed"] and r["degradation"] is not None]
+              for r in instructions if r["collection"] == "unobserved" and r["degradation"] is not None]
     fit = linear_fit([p["distance"] for p in points], [p["degradation"] for p in points])
     by_category = {}
     for c in sorted({p["category"] for p in points}, key=category_key):
@@ -111,13 +147,26 @@ def summarize(reps: Representations, acc: Accuracies | None) -> dict:
         "meta": reps.meta,
         "n_rows": len(reps.rows),
         "accuracy_source": {"model": acc.model, "files": acc.files, "notes": acc.notes} if acc else None,
+        "observed_collections": reps.meta.get("observed_collections"),
         "categories": categories,
+        "other_collections": _other_collections(all_dists, degr),
         "instructions": instructions,
         "points": points,
         "fit": fit.to_dict() if fit else None,
         "fit_by_category": by_category,
         "notes": notes,
     }
+
+
+def _other_collections(dists: list, degr: dict[str, float]) -> list[dict]:
+    """Per category and collection the model was not trained on: distance to its observed instructions."""
+    rows = []
+    for coll in sorted({d.collection for d in dists if not d.observed and d.collection != "unobserved"}):
+        for c in category_distances([d for d in dists if d.observed or d.collection == coll]):
+            mine = [d.task for d in dists if d.collection == coll and d.category == c.category and d.task in degr]
+            rows.append({**c.to_dict(), "collection": coll,
+                         "degradation": _mean([degr[t] for t in mine])})
+    return rows
 
 
 def _diff(a: float | None, b: float | None) -> float | None:
@@ -193,7 +242,11 @@ def analyze(cfg: AnalysisConfig) -> dict:
     # Read accuracies first: a wrong --results path should fail before minutes of extraction.
     accs = {"base": load_accuracies(cfg.results) if cfg.results else None,
             "peft": load_accuracies(cfg.peft_results) if cfg.peft_results else None}
-    runs = load_saved(cfg.from_saved) if cfg.from_saved else compute_representations(cfg)
+    if cfg.from_saved:
+        runs = load_saved(cfg.from_saved)
+        relabel_saved(runs, cfg.observed)
+    else:
+        runs = compute_representations(cfg)
     if cfg.peft_results and "peft" not in runs:
         raise AnalysisError(f"--peft-results given but {cfg.from_saved} holds no adapter run (representations/peft/)")
     summaries = {label: summarize(reps, accs.get(label)) for label, reps in runs.items()}
