@@ -40,20 +40,42 @@ def helper_ref(root: Path, rel: str, cls: str, name: str) -> dict:
             "sha256": sha256_text(configs.source_of(root / rel, cls, name))}
 
 
+def task_classes(task: str | None) -> tuple[str, ...]:
+    """A BBL classification task's classes (BIG-bench target_scores keys), for literal label lists."""
+    if task is None or TASKS[task].task_type == "qa":
+        return ()
+    from instrobust.bbl.data import bbl_pool
+
+    return tuple(dict.fromkeys(c for d in bbl_pool(task).test for c in d["choices"]))
+
+
 def method_block(root: Path, rel: str, methods: list[tuple[str, str]], set_name: str,
                  task: str | None) -> tuple[dict, set[str]]:
     cls = first_class(root / rel)
     block = {"file": rel, "class": cls, "helpers": {}, "methods": [], "refused": []}
-    used = {rel}
+    used, classes = {rel}, task_classes(task)
+    kw = dict(benchmark="mmlu", task_type="qa", question_var="question") if task is None else \
+        dict(benchmark="bbl", task_type=TASKS[task].task_type, question_var="input", bbl_task=task)
     for method, their_id in methods:
+        iid = make_id("bbl" if task else "mmlu", set_name, int(method.removeprefix("unobserved")), task)
+        where = f"{rel}: {cls}.{method}"
         try:
-            prompt = configs.method_prompt(root / rel, cls, method)
+            try:
+                prompt = configs.method_prompt(root / rel, cls, method)
+            except configs.Unreadable as not_helper_shaped:
+                try:  # a method that formats its own literal
+                    prompt, plan = load.inline_prompt(root / rel, cls, method)
+                except configs.Unreadable:
+                    raise not_helper_shaped from None
+                load.build(prompt, plan, iid, provenance={}, where=where, classes=classes, **kw)
+                if plan.label_list:  # their words are mapped onto the task's classes
+                    block["classes"] = list(classes)
+                block["methods"].append({"method": method, "their_id": their_id, "inline": True,
+                                         "sha256": sha256_text(configs.source_of(root / rel, cls, method))})
+                continue
             ref = helper_ref(root, rel, cls, prompt.helper)
             plan = formats.read_helper(root / ref["file"], ref["class"], prompt.helper)
-            kw = dict(benchmark="mmlu", task_type="qa", question_var="question") if task is None else \
-                dict(benchmark="bbl", task_type=TASKS[task].task_type, question_var="input", bbl_task=task)
-            iid = make_id("bbl" if task else "mmlu", set_name, int(method.removeprefix("unobserved")), task)
-            load.build(prompt, plan, iid, provenance={}, where=f"{rel}: {cls}.{method}", **kw)
+            load.build(prompt, plan, iid, provenance={}, where=where, **kw)
         except (DataError, TemplateRenderError) as exc:
             block["refused"].append({"method": method, "their_id": their_id,
                                      "reason": str(exc).replace(str(root) + "/", "")})

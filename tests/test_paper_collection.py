@@ -124,6 +124,18 @@ def test_fixture_bbl_split_helper_and_item_fields():
         formats.to_jinja(bad.template, plan, "input")
 
 
+def test_fixture_method_with_its_own_literal_and_answer_words():
+    prompt, plan = load.inline_prompt(FIX_ROOT / STORIES, "StrangeStoriesPreprocessor", "unobserved3")
+    ins = load.build(prompt, plan, "bbl_strange_stories_paper_03", benchmark="bbl", task_type="bc",
+                     question_var="input", provenance={}, bbl_task="strange_stories", classes=("yes", "no"))
+    doc = {"input": "Ann lost her cat.\nIs Ann sad?", "choices": ["yes", "no"], "letters": ["A", "B"], "answer": 0, "task": "t"}
+    assert render(ins, doc) == "Story: A person lost her cat.\nAsked: Is Ann sad?\nSay Sure or Nope."
+    assert ins.answer_space.describe() == "labels (yes -> Sure, no -> Nope)"
+    with pytest.raises(DataError, match="do not map onto the task's classes"):
+        load.build(prompt, plan, "x", benchmark="bbl", task_type="bc", question_var="input", provenance={},
+                   bbl_task="strange_stories", classes=("true", "false"))
+
+
 def test_planned_ids_need_no_upstream_file():
     ids = planned_ids("mmlu")
     assert [i for i in ids if i.count("_") == 2] == [f"mmlu_paper_{n:02d}" for n in range(1, 21)]
@@ -249,3 +261,19 @@ def test_harness_keeps_only_items_their_helper_can_format(real):
     pool = bbl_pool("hindu_knowledge").test
     test = harness.load_bbl(instruction="bbl_hindu_knowledge_paper_01", bbl_task="hindu_knowledge")["test"]
     assert len(test) == sum(len(d["choices"]) == 4 for d in pool) < len(pool)
+
+
+def test_bbl_epistemic_newly_matches_their_method(real):
+    from instrobust.bbl.data import bbl_pool
+    from instrobust.paper import get
+
+    tree = ast.parse((real / "configs/Adv/epistemic_reasoning.py").read_text(encoding="utf-8"))
+    method = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "unobserved4")
+    template = next(ast.literal_eval(c.func.value) for c in ast.walk(method)
+                    if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) and c.func.attr == "format")
+    doc = bbl_pool("epistemic_reasoning").test[3]
+    sentence1, sentence2 = doc["input"].split(" Hypothesis: ")  # their method, by hand
+    expected = template.format(sentence1=sentence1.replace("Premise: ", ""), sentence2=sentence2)
+    ins = get("bbl_epistemic_reasoning_paper_newly_04")
+    assert render(ins, doc) == expected
+    assert ins.answer_space.kind == "labels" and dict(ins.answer_space.by_class)["entailment"] in ("Yes", "yes")

@@ -46,7 +46,9 @@ class HelperPlan:
     fields: dict[str, tuple] = field(default_factory=dict)  # field -> ("question",) / ("choice", i) / ...
     n_options: int | None = None      # their helper unpacks exactly this many options
     answer_space: str = "options"     # letters when the helper's label_space is the letters
-    splits: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # var -> (sep, maxsplit)
+    template: str | None = None       # a method that formats its own literal (no helper)
+    label_list: tuple[str, ...] = ()  # a literal label_space (their words for the classes)
+    relabel: tuple[str, str, str] | None = None  # answer = WORD if answer == CLASS else OTHER
 
 
 def read_helper(path: Path, cls: str, name: str) -> HelperPlan:
@@ -54,9 +56,9 @@ def read_helper(path: Path, cls: str, name: str) -> HelperPlan:
     where = f"{path}: {cls}.{name} (line {fn.lineno})"
     plan, local = HelperPlan(name), {}
     params = [a.arg for a in fn.args.args]
-    if len(params) != 3:
-        raise Unreadable(f"{where}: expected (self, item, template) parameters, got {params}")
-    item, tpl = params[1], params[2]
+    if len(params) not in (2, 3):
+        raise Unreadable(f"{where}: expected (self, item[, template]) parameters, got {params}")
+    item, tpl = params[1], (params[2] if len(params) == 3 else None)
 
     def is_item(node, key):
         return (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == item
@@ -104,13 +106,38 @@ def read_helper(path: Path, cls: str, name: str) -> HelperPlan:
             maxsplit = v.args[1].value if len(v.args) > 1 else next(
                 (k.value.value for k in v.keywords if k.arg == "maxsplit"), None)
             for i, n in enumerate(names):
-                local[n] = ("split", sep, maxsplit, i, len(names))
+                local[n] = ("split", sep, maxsplit, i, len(names), ())
+        elif tpl is None and names == ["input_template"]:               # a method's own literal
+            local["input_template"] = ("literal", literal_str(v, where))
+        elif len(names) == 1 and isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) \
+                and v.func.attr == "replace" and ast.unparse(v.func.value) == names[0] \
+                and local.get(names[0], ("",))[0] in ("split", "item"):    # x = x.replace("old", "new")
+            old_new = (literal_str(v.args[0], where), literal_str(v.args[1], where))
+            src = local[names[0]]
+            local[names[0]] = (*src[:-1], src[-1] + (old_new,)) if src[0] == "split" else \
+                ("edited", src, (old_new,))
+        elif len(names) == 1 and isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) \
+                and v.func.attr == "join" and len(v.args) == 1 and item_key(v.args[0]) == "options":
+            local[names[0]] = ("join", literal_str(v.func.value, where))  # ", ".join(item["options"])
+        elif names == ["answer"] and isinstance(v, ast.IfExp) and local.get("answer") == ("item", "answer") \
+                and isinstance(v.test, ast.Compare) and ast.unparse(v.test.left) == "answer":
+            plan.relabel = (literal_str(v.test.comparators[0], where), literal_str(v.body, where),
+                            literal_str(v.orelse, where))
+        elif names == ["label_space"] and isinstance(v, ast.List) and tpl is None:
+            plan.label_list = tuple(literal_str(e, where) for e in v.elts)
+            plan.answer_space = "letters" if list(plan.label_list) == LETTER_NAMES[:len(v.elts)] else "labels"
         elif names == ["label_space"]:
             plan.answer_space = "options" if item_key(v) == "options" else "letters"
+        elif names == ["return_dict"] and isinstance(v, ast.Dict) and tpl is None:
+            spaces = [ast.unparse(val) for key, val in zip(v.keys, v.values)
+                      if isinstance(key, ast.Constant) and key.value == "label_space"]
+            if spaces and spaces[0] != "label_space":
+                plan.answer_space = "options" if item_key(ast.parse(spaces[0], mode="eval").body) == "options" \
+                    else plan.answer_space
         elif names[0] in LOOPS and isinstance(v, ast.Constant) and v.value == "":
             continue
         elif names == ["input_text"] and isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) \
-                and v.func.attr == "format" and ast.unparse(v.func.value) == tpl:
+                and v.func.attr == "format" and _receiver(v.func.value, tpl, local, plan, where):
             for kw in v.keywords:
                 if kw.arg is None:  # **item: every field of the item under its own name
                     if ast.unparse(kw.value) != item:
@@ -128,8 +155,22 @@ def read_helper(path: Path, cls: str, name: str) -> HelperPlan:
         else:
             raise Unreadable(f"{where}: line {s.lineno} is {statement_kind(s)}, which is not read")
     if not plan.fields:
-        raise Unreadable(f"{where}: no `input_text = {tpl}.format(...)` found")
+        raise Unreadable(f"{where}: no `input_text = {tpl or '<literal>'}.format(...)` found")
+    if tpl is None and plan.template is None:
+        raise Unreadable(f"{where}: formats no literal template")
     return plan
+
+
+def _receiver(node: ast.AST, tpl: str | None, local: dict, plan: HelperPlan, where: str) -> bool:
+    """Is ``node`` what a helper formats (its template parameter) or, in a method that builds its
+    own prompt, a string literal (recorded as ``plan.template``)?"""
+    if tpl is not None:
+        return ast.unparse(node) == tpl
+    if isinstance(node, ast.Name) and local.get(node.id, ("",))[0] == "literal":
+        plan.template = local[node.id][1]
+        return True
+    plan.template = literal_str(node, where)
+    return True
 
 
 def _slot(src: tuple, q: str, where: str, values: dict[str, str], prefix: str) -> str:
@@ -147,12 +188,28 @@ def _slot(src: tuple, q: str, where: str, values: dict[str, str], prefix: str) -
     if kind == "loop":
         return LOOPS[src[1]]
     if kind == "split":
-        _, sep, maxsplit, i, _n = src
-        name = f"{prefix}_sep{len([k for k in values if k.startswith(prefix + '_sep')])}"
-        values[name] = sep
+        _, sep, maxsplit, i, _n, edits = src
+        name = _value(values, prefix, "sep", sep)
         args = name if maxsplit is None else f"{name}, {int(maxsplit)}"
-        return "{{ " + q + ".split(" + args + ")[" + str(i) + "] }}"
+        expr = q + ".split(" + args + ")[" + str(i) + "]"
+        for old, new in edits:
+            expr += f".replace({_value(values, prefix, 'old', old)}, {_value(values, prefix, 'new', new)})"
+        return "{{ " + expr + " }}"
+    if kind == "edited" and src[1] == ("item", "question"):
+        expr = q
+        for old, new in src[2]:
+            expr += f".replace({_value(values, prefix, 'old', old)}, {_value(values, prefix, 'new', new)})"
+        return "{{ " + expr + " }}"
+    if kind == "join":
+        return "{{ choices | join(" + _value(values, prefix, "sep", src[1]) + ") }}"
     raise DataError(f"{where}: its field {src!r} would show the item's answer or raw option list; refused")
+
+
+def _value(values: dict[str, str], prefix: str, kind: str, text: str) -> str:
+    """Store ``text`` as the next ``<prefix>_<kind><k>`` value and return its name."""
+    name = f"{prefix}_{kind}{len([k for k in values if k.startswith(f'{prefix}_{kind}')])}"
+    values[name] = text
+    return name
 
 
 def to_jinja(template: str, plan: HelperPlan, question_var: str, edits=(), where: str = "",
@@ -163,9 +220,8 @@ def to_jinja(template: str, plan: HelperPlan, question_var: str, edits=(), where
     (question edits) and ``<prefix>_sep<k>`` (split separators)."""
     values: dict[str, str] = {}
     q = question_var
-    for k, (old, new) in enumerate(edits):  # item["question"] = item["question"].replace(old, new)
-        values[f"{prefix}_old{k}"], values[f"{prefix}_new{k}"] = old, new
-        q = f"{q}.replace({prefix}_old{k}, {prefix}_new{k})"
+    for old, new in edits:  # item["question"] = item["question"].replace(old, new)
+        q = f"{q}.replace({_value(values, prefix, 'old', old)}, {_value(values, prefix, 'new', new)})"
     out = []
     try:
         parsed = list(string.Formatter().parse(template))
@@ -173,9 +229,7 @@ def to_jinja(template: str, plan: HelperPlan, question_var: str, edits=(), where
         raise DataError(f"{where}: not a str.format template ({exc})") from None
     for literal, name, spec, conversion in parsed:
         if literal:
-            key = f"{prefix}_text{len([k for k in values if k.startswith(prefix + '_text')])}"
-            values[key] = literal
-            out.append("{{ " + key + " }}")
+            out.append("{{ " + _value(values, prefix, "text", literal) + " }}")
         if name is None:
             continue
         if spec or conversion or name not in plan.fields:
@@ -196,10 +250,10 @@ def sentinel_input(template: str, plan: HelperPlan) -> tuple[str | None, tuple[s
     splits = [src for src in plan.fields.values() if src[0] == "split"]
     if not splits:
         return None, None
-    _, sep, _maxsplit, _, n = splits[0]
+    _, sep, _maxsplit, _, n, _edits = splits[0]
     pieces = [f"SPLITPART{i}SENTINEL text" for i in range(n)]
     whole = sep.join(pieces)
     used = [plan.fields[f] for f in fields_used(template) if f in plan.fields]
-    if ("item", "question") in used:
+    if ("item", "question") in used or any(src[0] == "edited" for src in used):
         return whole, (whole,)
     return whole, tuple(pieces[src[3]] for src in used if src[0] == "split")

@@ -97,11 +97,13 @@ def _provenance(reader: Reader, block: dict, **extra) -> dict:
 
 
 def build(prompt: configs.MethodPrompt, plan: formats.HelperPlan, iid: str, *, benchmark: str, task_type: str,
-          question_var: str, provenance: dict, bbl_task: str | None = None, where: str = "") -> Instruction:
+          question_var: str, provenance: dict, bbl_task: str | None = None, where: str = "",
+          classes: tuple[str, ...] = ()) -> Instruction:
     """One ``unobservedN`` method as a checked instruction: it shows the question (or the
     pieces of it the helper splits out) and every option, and never the answer."""
     if prompt.options_override:
         plan = dataclasses.replace(plan, answer_space="options")
+    space = plan.answer_space if plan.answer_space != "labels" else label_space(plan, classes, where)
     template, values = formats.to_jinja(prompt.template, plan, question_var, prompt.edits, where)
     if plan.n_options:
         # Their helper unpacks exactly n options (and fails on other items); a prompt that
@@ -114,7 +116,7 @@ def build(prompt: configs.MethodPrompt, plan: formats.HelperPlan, iid: str, *, b
         prov["bbl_task"] = bbl_task
     if plan.n_options:
         prov["n_options"] = plan.n_options  # their helper unpacks exactly this many options
-    ins = make(plan.answer_space, id=iid, benchmark=benchmark, task_type=task_type, template=template,
+    ins = make(space, id=iid, benchmark=benchmark, task_type=task_type, template=template,
                values=values, provenance=prov)
     if benchmark == "mmlu":
         check_qa_template(ins)
@@ -127,8 +129,34 @@ def build(prompt: configs.MethodPrompt, plan: formats.HelperPlan, iid: str, *, b
     return ins
 
 
+def label_space(plan: formats.HelperPlan, classes: tuple[str, ...], where: str):
+    """A literal ``label_space`` of words: the task's own classes (scored on the options), or
+    ``answer = WORD if answer == CLASS else OTHER`` (scored on those words, per class)."""
+    if not plan.relabel and set(plan.label_list) == set(classes):
+        return "options"
+    if plan.relabel and plan.relabel[0] in classes and set(plan.label_list) == set(plan.relabel[1:]):
+        cls, word, other = plan.relabel
+        return {"labels": {c: (word if c == cls else other) for c in classes}}
+    raise DataError(f"{where}: its answer words {list(plan.label_list)} do not map onto the task's "
+                    f"classes {list(classes)}")
+
+
+def inline_prompt(path: Path, cls: str, method: str) -> tuple[configs.MethodPrompt, formats.HelperPlan]:
+    """A method that formats its own literal (no helper): read like a helper."""
+    plan = formats.read_helper(path, cls, method)
+    return configs.MethodPrompt(plan.template, method, (), False, configs.find_method(path, cls, method).lineno), plan
+
+
 def template_set(reader: Reader, block: dict, iid: str, entry: dict, paper_set: str, **kw) -> Instruction:
     """One pinned ``unobservedN`` method (MMLU general/specific, a BBL task, Adv)."""
+    if entry.get("inline"):  # pinned by the sha256 of the whole method
+        path = reader.path(block["file"])
+        reader.check(configs.source_of(path, block["class"], entry["method"]), entry["sha256"],
+                     f"{block['file']}: {block['class']}.{entry['method']}")
+        prompt, plan = inline_prompt(path, block["class"], entry["method"])
+        kw["classes"] = tuple(block.get("classes", ()))
+        prov = _provenance(reader, block, set=paper_set, method=entry["method"], their_id=entry.get("their_id"))
+        return build(prompt, plan, iid, provenance=prov, where=f"{block['file']}: {block['class']}.{entry['method']}", **kw)
     prompt = reader.prompt(block, entry)
     plan = reader.helper(block["helpers"][prompt.helper])
     prov = _provenance(reader, block, set=paper_set, method=entry["method"], their_id=entry.get("their_id"))
