@@ -54,6 +54,14 @@ class Instruction:
     def number(self) -> int:
         return int(self.id.rsplit("_", 1)[1])
 
+    @property
+    def answer_space(self):
+        """What this instruction asks the model to answer with (letters / options / labels):
+        what the harness scores. See instrobust.answers and docs/answer-spaces.md."""
+        from instrobust.answers import answer_space
+
+        return answer_space(self)
+
 
 _TRAILING_LINE_QUESTION = re.compile(r"\n([^\n]*\?)\s*$")
 _TRAILING_SENTENCE_QUESTION = re.compile(r"(?<=[.!?\"'])\s+([^.!?\n]+\?)\s*$")

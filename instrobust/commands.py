@@ -46,6 +46,14 @@ def _render(args) -> int:
     from instrobust.bank import render
     from instrobust.data import mmlu_split
 
+    if args.choices or args.task:  # the scored choices (instrobust.answers), MMLU or BBL
+        from instrobust.harness import preview
+
+        prompt, choices, space = preview(args.instruction, args.index, args.split, args.task)
+        print(prompt)
+        if args.choices:
+            print(f"# scored choices ({space.describe()}; {space.rule}): " + " | ".join(choices))
+        return 0
     rows = mmlu_split(args.split)
     if not 0 <= args.index < len(rows):
         raise InstrobustError(f"--index {args.index} is outside the {args.split} split (0..{len(rows) - 1})")
@@ -65,6 +73,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("instruction", help="instruction id, e.g. mmlu_unobs_07 or mmlu_obs_flan2022_12")
     p.add_argument("--index", type=int, default=0, help="question index in the pool")
     p.add_argument("--split", default="test", choices=["test", "dev", "val"])
+    p.add_argument("--choices", action="store_true", help="also print the choices that will be scored")
+    p.add_argument("--task", help="BIG-bench Lite task, for a bbl_ instruction shared by a task type")
     args = ap.parse_args(argv)
     try:
         if args.command == "tasks-path":

@@ -28,11 +28,16 @@ def test_load_bbl_tags_the_pool_and_checks_the_instruction(data_dir):
     ds = harness.load_bbl(instruction="bbl_bc_obs_p3_01", bbl_task="winowhy", version=1.0, collection="p3")
     pool = bbl_pool("winowhy")
     assert ds["test"].num_rows == len(pool.test) and ds["heldout"].num_rows == 5
-    assert set(ds["test"].column_names) == {"input", "choices", "letters", "answer", "task", "instruction", "scoring"}
+    assert set(ds["test"].column_names) == {"input", "choices", "letters", "answer", "task", "instruction", "scoring",
+                                            "prompt_format", "instruction_head", "description"}
     # P3 super_glue/multirc "found_this_answer": the input has no closing question, so it is all
-    # question (empty paragraph, prompt stripped); the answer under judgement is option A
-    assert harness.doc_to_text(ds["test"][0]) == (
-        f"Question: {pool.test[0]['input']}\nI found this answer \"correct\". Is that correct? Yes or no?")
+    # question (empty paragraph, prompt stripped); the answer under judgement is option A. The
+    # prompt opens with the document, so there is no instruction head: all of it is doc_to_text.
+    doc = ds["test"][0]
+    assert doc["description"] == "" and harness.doc_to_text(doc) == render(harness.instruction("bbl_bc_obs_p3_01"), doc)
+    assert harness.doc_to_text(doc).endswith('I found this answer "correct". Is that correct? Yes or no?')
+    # ... and it is scored on its own answer words (promptsource answer_choices), not on the options
+    assert harness.doc_to_choice(doc) == ["Yes", "No"] and harness.doc_to_target(doc) == doc["answer"]
     with pytest.raises(UnknownInstructionError, match=r"'bbl_qa_obs_p3_01' is for BBL qa tasks, not for 'winowhy'"):
         harness.load_bbl(instruction="bbl_qa_obs_p3_01", bbl_task="winowhy")
     with pytest.raises(UnknownInstructionError, match=r"is for strategyqa, not for 'winowhy'"):
@@ -41,42 +46,109 @@ def test_load_bbl_tags_the_pool_and_checks_the_instruction(data_dir):
         harness.load_bbl(instruction="bbl_winowhy_unobs_01")
 
 
-def test_zero_and_one_shot_through_lm_eval(data_dir, tiny_t5, task_manager):
+def _run(model: str, tasks: list[str], task_manager, **kw) -> dict:
     import lm_eval
 
-    tasks = ["bbl_winowhy_unobs_01", "bbl_winowhy_unobs_01_1shot"]
-    out = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={tiny_t5}", tasks=tasks, limit=3,
-                                  device="cpu", task_manager=task_manager, log_samples=True)
-    ins = harness.instruction("bbl_winowhy_unobs_01")
+    return lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={model}", tasks=tasks, device="cpu",
+                                   task_manager=task_manager, log_samples=True, **kw)
+
+
+def test_zero_and_one_shot_through_lm_eval(data_dir, tiny_t5, task_manager):
+    """Zero-shot the prompt is the rendered instruction; one-shot (--num_fewshot 1) the instruction
+    head is stated once, then the demonstration answered in the instruction's own words, then the query."""
+    task = "bbl_winowhy_obs_p3_01"
+    ins = harness.instruction("bbl_bc_obs_p3_01")
     pool = bbl_pool("winowhy")
     demo = pool.heldout[0]
-    demo_text = render(ins, demo) + " " + demo["choices"][demo["answer"]] + "\n\n"
-    for task in tasks:
+    words = {0: "Yes", 1: "No"}  # option A under judgement: "Yes" iff it is the gold option
+    for shots in (0, 1):
+        out = _run(tiny_t5, [task], task_manager, limit=3, num_fewshot=shots)
         samples = sorted(out["samples"][task], key=lambda s: s["doc_id"])
         assert [s["doc"]["input"] for s in samples] == [d["input"] for d in pool.test[:3]]
         for s in samples:
-            context, continuation = s["arguments"][0]
+            context = s["arguments"][0][0]
             query = render(ins, s["doc"])
-            assert context == (demo_text + query if task.endswith("_1shot") else query)
-            assert continuation == " " + s["doc"]["choices"][0]
+            assert context == (render(ins, demo) + " " + words[demo["answer"]] + "\n\n" + query if shots else query)
+            assert [a[1] for a in s["arguments"]] == [" Yes", " No"]
             assert s["acc"] == float(_pred(s["resps"]) == s["target"])
         acc = sum(_pred(s["resps"]) == s["target"] for s in samples) / len(samples)
         assert out["results"][task]["acc,none"] == pytest.approx(acc)
-    assert out["configs"]["bbl_winowhy_unobs_01_1shot"]["num_fewshot"] == 1
+        assert "acc_norm,none" in out["results"][task]
+        assert out["configs"][task]["num_fewshot"] == shots
 
 
-def test_mmlu_one_shot_demonstration_is_the_first_dev_question(data_dir, tiny_t5, task_manager):
-    import lm_eval
-
+def test_one_shot_prompt_states_the_instruction_once(data_dir, tiny_t5, task_manager):
+    """The whole one-shot prompt of our MMLU template 01: its instruction line, the first dev
+    question answered with its letter, then the test question."""
     from instrobust.data import mmlu_split
 
-    out = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={tiny_t5}", tasks=["mmlu_unobs_01_1shot"],
-                                  limit=1, device="cpu", task_manager=task_manager, log_samples=True)
-    ins = harness.instruction("mmlu_unobs_01")
+    out = _run(tiny_t5, ["mmlu_unobs_01"], task_manager, limit=1, num_fewshot=1)
     demo, query = mmlu_split("dev")[0], mmlu_split("test")[0]
-    [sample] = out["samples"]["mmlu_unobs_01_1shot"]
-    context = sample["arguments"][0][0]
-    assert context == render(ins, demo) + " " + demo["letters"][demo["answer"]] + "\n\n" + render(ins, query)
+
+    def item(d):
+        return d["question"] + "\n" + "".join(f"{l}. {c}\n" for l, c in zip("ABCD", d["choices"])) + "Letter:"
+
+    [sample] = out["samples"]["mmlu_unobs_01"]
+    expected = ("One option is right. Give its letter.\n\n" + item(demo) + " " + "ABCD"[demo["answer"]]
+                + "\n\n" + item(query))
+    assert sample["arguments"][0][0] == expected
+    assert [a[1] for a in sample["arguments"]] == [" A", " B", " C", " D"]
+
+
+def test_alpaca_prompt_format_wraps_every_task_alike(data_dir, tiny_t5):
+    """--metadata '{"prompt_format": "alpaca"}': the authors' Alpaca wrapper (read from their
+    pinned file at run time) around instruction, demonstration and query."""
+    from lm_eval.tasks import TaskManager
+
+    from instrobust.formats import wrapper
+
+    tm = TaskManager(include_path=str(REPO / "lm_eval_tasks"), metadata={"prompt_format": "alpaca"})
+    prefix, suffix = wrapper("alpaca")
+    assert prefix.startswith("Below is an instruction") and suffix.endswith("### Response:")
+    out = _run(tiny_t5, ["mmlu_unobs_01", "bbl_winowhy_obs_p3_01"], tm, limit=1, num_fewshot=1)
+    plain = _run(tiny_t5, ["mmlu_unobs_01", "bbl_winowhy_obs_p3_01"], _plain_tm(), limit=1,
+                 num_fewshot=1)
+    for task in ("mmlu_unobs_01", "bbl_winowhy_obs_p3_01"):
+        wrapped, bare = out["samples"][task][0]["arguments"][0][0], plain["samples"][task][0]["arguments"][0][0]
+        assert wrapped == prefix + bare + suffix
+        assert out["configs"][task]["metadata"]["prompt_format"] == "alpaca"
+
+
+def _plain_tm():
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=str(REPO / "lm_eval_tasks"))
+
+
+def test_chat_template_and_system_instruction(data_dir, tiny_llama, task_manager):
+    """--apply_chat_template --system_instruction on a tiny Llama with a chat template: the
+    system turn holds the system instruction and the instruction head, the user turn the rest."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    tok.chat_template = CHAT_TEMPLATE
+    chat_model = tiny_llama.parent / "tiny_llama_chat"
+    tok.save_pretrained(chat_model)
+    for f in tiny_llama.iterdir():
+        if not (chat_model / f.name).exists():
+            (chat_model / f.name).symlink_to(f)
+    out = _run(str(chat_model), ["mmlu_unobs_01", "bbl_winowhy_obs_p3_01"], task_manager, limit=1,
+               apply_chat_template=True, system_instruction="Answer briefly.")
+    from instrobust.data import mmlu_split
+
+    query = mmlu_split("test")[0]
+    [mmlu] = out["samples"]["mmlu_unobs_01"]
+    head = "One option is right. Give its letter.\n\n"
+    rest = render(harness.instruction("mmlu_unobs_01"), query)[len(head):]
+    assert mmlu["arguments"][0][0] == (f"<|system|>Answer briefly.\n\n{head}<|end|><|user|>{rest}<|end|><|assistant|>")
+    assert [a[1] for a in mmlu["arguments"]] == ["A", "B", "C", "D"]
+    [bbl] = out["samples"]["bbl_winowhy_obs_p3_01"]
+    assert bbl["arguments"][0][0].startswith("<|system|>Answer briefly.<|end|><|user|>Question: ")
+    assert out["results"]["bbl_winowhy_obs_p3_01"]["acc,none"] in (0.0, 1.0)
+
+
+CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
 
 
 @pytest.mark.slow
