@@ -75,7 +75,9 @@ def method_block(root: Path, rel: str, methods: list[tuple[str, str]], set_name:
                 continue
             ref = helper_ref(root, rel, cls, prompt.helper)
             plan = formats.read_helper(root / ref["file"], ref["class"], prompt.helper)
-            load.build(prompt, plan, iid, provenance={}, where=where, **kw)
+            load.build(prompt, plan, iid, provenance={}, where=where, classes=classes, **kw)
+            if prompt.relabel:
+                block["classes"] = list(classes)
         except (DataError, TemplateRenderError) as exc:
             block["refused"].append({"method": method, "their_id": their_id,
                                      "reason": str(exc).replace(str(root) + "/", "")})

@@ -149,8 +149,8 @@ def test_unknown_and_refused_ids_get_one_line_errors():
 
     with pytest.raises(UnknownInstructionError, match="mmlu_paper_01 .. mmlu_paper_20"):
         get("mmlu_paper_21")
-    with pytest.raises(UnknownInstructionError, match="not available: .*unobserved4"):
-        get("bbl_winowhy_paper_04")
+    with pytest.raises(UnknownInstructionError, match="not available: .*unobserved10"):
+        get("bbl_winowhy_paper_10")
 
 
 def test_subset_filter_keeps_items_under_the_token_limit(tmp_path):

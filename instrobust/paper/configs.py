@@ -33,7 +33,10 @@ class MethodPrompt:
     helper: str                         # the method that formats it (self.<helper>)
     edits: tuple[tuple[str, str], ...]  # item["question"].replace(old, new), in order
     options_override: bool              # label_space replaced by item["options"]
-    line: int
+    line: int = 0
+    # item["answer"] = WORD if item["answer"] == CLASS else OTHER; item["options"] = [WORD, OTHER]
+    relabel: tuple[str, str, str] | None = None
+    label_list: tuple[str, ...] = ()
 
 
 @functools.lru_cache(maxsize=64)
@@ -139,11 +142,16 @@ def method_prompt(path: Path, cls: str, name: str) -> MethodPrompt:
     fn = find_method(path, cls, name)
     where = f"{path}: {cls}.{name} (line {fn.lineno})"
     body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-    edits, template, helper, overrides = [], None, None, set()
+    edits, template, helper, overrides, relabel, labels = [], None, None, set(), None, ()
     for i, stmt in enumerate(body):
         edit = _question_edit(stmt, where) if template is None else None
         if edit:
             edits.append(edit)
+        elif template is None and _relabel(stmt, where):
+            relabel = _relabel(stmt, where)
+        elif template is None and isinstance(stmt, ast.Assign) and _is_item_field(stmt.targets[0], "options") \
+                and isinstance(stmt.value, ast.List):
+            labels = tuple(literal_str(e, where) for e in stmt.value.elts)
         elif isinstance(stmt, ast.Assign) and [ast.unparse(t) for t in stmt.targets] == ["input_template"] \
                 and template is None:
             template = literal_str(stmt.value, where)
@@ -164,7 +172,19 @@ def method_prompt(path: Path, cls: str, name: str) -> MethodPrompt:
         raise Unreadable(f"{where}: no `input_template = \"...\"` passed to a self.<helper>(item, input_template)")
     if overrides and overrides != {"output_text", "label_space"}:
         raise Unreadable(f"{where}: overrides only {', '.join(sorted(overrides))} of the helper's answer")
-    return MethodPrompt(template, helper, tuple(edits), bool(overrides), fn.lineno)
+    if bool(relabel) != bool(labels):
+        raise Unreadable(f"{where}: relabels the answer without its new options (or the reverse)")
+    return MethodPrompt(template, helper, tuple(edits), bool(overrides), fn.lineno, relabel, labels)
+
+
+def _relabel(stmt: ast.stmt, where: str) -> tuple[str, str, str] | None:
+    """``item["answer"] = "Yes" if item["answer"] == "correct" else "No"`` -> (correct, Yes, No)."""
+    if isinstance(stmt, ast.Assign) and _is_item_field(stmt.targets[0], "answer") and isinstance(stmt.value, ast.IfExp):
+        test = stmt.value.test
+        if isinstance(test, ast.Compare) and _is_item_field(test.left, "answer") and isinstance(test.ops[0], ast.Eq):
+            return (literal_str(test.comparators[0], where), literal_str(stmt.value.body, where),
+                    literal_str(stmt.value.orelse, where))
+    return None
 
 
 def class_str_list(path: Path, cls: str, attr: str) -> list[str]:

@@ -32,7 +32,8 @@ def spec() -> dict[str, Any]:
 
 def piece_digest(prompt: configs.MethodPrompt) -> str:
     """sha256 of one method's text: its template and its question edits."""
-    return sha256_text("\x00".join([prompt.template, *[x for edit in prompt.edits for x in edit]]))
+    return sha256_text("\x00".join([prompt.template, *[x for edit in prompt.edits for x in edit],
+                                    *(prompt.relabel or ()), *prompt.label_list]))
 
 
 def upstream_file(path: str, sha256: str | None) -> UpstreamFile:
@@ -103,6 +104,8 @@ def build(prompt: configs.MethodPrompt, plan: formats.HelperPlan, iid: str, *, b
     pieces of it the helper splits out) and every option, and never the answer."""
     if prompt.options_override:
         plan = dataclasses.replace(plan, answer_space="options")
+    if prompt.relabel:
+        plan = dataclasses.replace(plan, relabel=prompt.relabel, label_list=prompt.label_list, answer_space="labels")
     space = plan.answer_space if plan.answer_space != "labels" else label_space(plan, classes, where)
     template, values = formats.to_jinja(prompt.template, plan, question_var, prompt.edits, where)
     if plan.n_options:
@@ -159,6 +162,7 @@ def template_set(reader: Reader, block: dict, iid: str, entry: dict, paper_set: 
         return build(prompt, plan, iid, provenance=prov, where=f"{block['file']}: {block['class']}.{entry['method']}", **kw)
     prompt = reader.prompt(block, entry)
     plan = reader.helper(block["helpers"][prompt.helper])
+    kw["classes"] = tuple(block.get("classes", ()))
     prov = _provenance(reader, block, set=paper_set, method=entry["method"], their_id=entry.get("their_id"))
     return build(prompt, plan, iid, provenance=prov, where=f"{block['file']}: {block['class']}.{entry['method']}", **kw)
 
