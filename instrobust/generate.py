@@ -136,7 +136,8 @@ def bbl_files() -> dict[str, str]:
         meta = {"collection": s.collection, "observed": s.observed, "scoring": "cloze", "task_type": s.task_type,
                 "bbl_task": s.bbl_task, **({"variant": s.variant} if s.variant else {}),
                 "sparse_group": s.design_group, "sparse_seed": 0}
-        files[f"bbl/{s.bbl_task}/{s.name}.yaml"] = task_yaml(s.name, s.instruction, meta, keys)
+        # beside bbl/utils.py: lm-eval resolves `!function utils.x` in the YAML's own folder
+        files[f"bbl/{s.name}.yaml"] = task_yaml(s.name, s.instruction, meta, keys)
     for group, tasks in group_members().items():
         files[f"bbl/groups/{group}.yaml"] = group_yaml(group, tasks)
     return files

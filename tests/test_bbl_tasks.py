@@ -48,7 +48,7 @@ def test_task_metadata_and_instruction_fit(generated):
     for rel, cfg in bbl.items():
         meta, name, iid = cfg["metadata"], cfg["task"], cfg["dataset_kwargs"]["instruction"]
         assert set(meta) >= {"collection", "observed", "scoring", "task_type", "bbl_task", "sparse_group"}, rel
-        assert rel == f"bbl/{meta['bbl_task']}/{name}.yaml"
+        assert rel == f"bbl/{name}.yaml"  # beside the utils.py glue its !function lines name
         assert meta["task_type"] == TASKS[meta["bbl_task"]].task_type
         assert cfg.get("num_fewshot") is None and cfg["fewshot_split"] == "heldout"
         assert cfg["custom_dataset"] == "!utils.load_bbl"  # the glue module beside the YAMLs
@@ -59,9 +59,9 @@ def test_task_metadata_and_instruction_fit(generated):
             assert meta["sparse_group"] == f"bbl_{meta['bbl_task']}_observed_{meta['collection']}"
         else:
             assert iid == name
-    assert "bbl/winowhy/bbl_winowhy_unobs_03.yaml" in bbl and "bbl/winowhy/bbl_winowhy_obs_flan2022_02.yaml" in bbl
-    assert bbl["bbl/winowhy/bbl_winowhy_unobs_03.yaml"]["metadata"]["sparse_group"] == "bbl_winowhy_unobserved"
-    assert bbl["bbl/winowhy/bbl_winowhy_designer_01.yaml"]["metadata"]["sparse_group"] == "bbl_winowhy_designer"
+    assert "bbl/bbl_winowhy_unobs_03.yaml" in bbl and "bbl/bbl_winowhy_obs_flan2022_02.yaml" in bbl
+    assert bbl["bbl/bbl_winowhy_unobs_03.yaml"]["metadata"]["sparse_group"] == "bbl_winowhy_unobserved"
+    assert bbl["bbl/bbl_winowhy_designer_01.yaml"]["metadata"]["sparse_group"] == "bbl_winowhy_designer"
 
 
 def test_group_membership_matches_the_bank(generated):
