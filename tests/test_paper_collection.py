@@ -277,3 +277,18 @@ def test_bbl_epistemic_newly_matches_their_method(real):
     ins = get("bbl_epistemic_reasoning_paper_newly_04")
     assert render(ins, doc) == expected
     assert ins.answer_space.kind == "labels" and dict(ins.answer_space.by_class)["entailment"] in ("Yes", "yes")
+
+
+def test_lm_eval_runs_mmlu_paper_03_with_their_prompt(real, task_manager, tiny_llama):
+    import lm_eval
+
+    from instrobust.data import mmlu_split
+
+    if "mmlu_paper_03" not in task_manager.all_tasks:
+        pytest.skip("lm_eval_tasks has no paper tasks yet (python -m instrobust.generate adds them)")
+    out = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={tiny_llama}", tasks=["mmlu_paper_03"],
+                                  task_manager=task_manager, limit=2, log_samples=True)
+    sample = out["samples"]["mmlu_paper_03"][0]
+    expected = _their_mmlu_prompt(_their_template(real / GENERAL, "unobserved3"), mmlu_split("test")[sample["doc_id"]])
+    assert sample["arguments"][0][0] == expected
+    assert [a[1].strip() for a in sample["arguments"]] == ["A", "B", "C", "D"]  # scored on the letters
