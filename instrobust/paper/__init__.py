@@ -16,12 +16,31 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import NamedTuple
 
 from instrobust.bank import Instruction
 from instrobust.errors import DataError, SourceUnavailable, UnknownInstructionError
 from instrobust.paper.ids import is_paper_id, make_id, parse_id
 
-__all__ = ["get", "load_paper", "planned_ids", "planned_groups", "is_paper_id"]
+__all__ = ["get", "load_paper", "planned", "planned_ids", "planned_groups", "is_paper_id"]
+
+
+# Figure-3 variant (the report's names) of each BBL set; None: their 10 per task.
+VARIANT_OF_SET = {"unobserved": None, "newly": "unobserved", "nonsensical": "nonsensical"}
+
+
+class Planned(NamedTuple):
+    """One paper id and what a task YAML says about it (no upstream file needed)."""
+
+    id: str
+    set: str                 # general / specific / alpaca (MMLU); unobserved / newly / nonsensical (BBL)
+    bbl_task: str | None
+    variant: str | None      # Figure 3: "unobserved" (newly collected) or "nonsensical"
+    group: str               # mmlu_paper, mmlu_paper_alpaca, bbl_<task>_paper, bbl_<task>_paper_newly, ...
+
+
+def _entries(block: dict) -> list[dict]:
+    return block.get("methods", block.get("entries", []))
 
 
 def _number(entry: dict) -> int:
@@ -45,23 +64,29 @@ def _sets(benchmark: str, task: str | None = None):
                 yield name, block, t
 
 
-def planned_ids(benchmark: str) -> list[str]:
-    """Every paper id of ``benchmark`` ("mmlu" or "bbl"), from the pins alone (no upstream file)."""
-    return [make_id(benchmark, name, _number(e), task)
-            for name, block, task in _sets(benchmark) for e in block.get("methods", block.get("entries", []))]
-
-
-def planned_groups(benchmark: str) -> dict[str, list[str]]:
-    """Group name -> ids, for the task generator: ``mmlu_paper`` (their 20 general ones),
-    ``mmlu_paper_specific``, ``mmlu_paper_alpaca``; ``bbl_<task>_paper`` and
-    ``bbl_<task>_paper_newly`` (Figure 3)."""
-    out: dict[str, list[str]] = {}
+def planned(benchmark: str) -> list[Planned]:
+    """Every paper id of ``benchmark`` ("mmlu" or "bbl") with its set, task, variant and group,
+    from the pins alone: what the task generator writes."""
+    out = []
     for name, block, task in _sets(benchmark):
         scope = f"bbl_{task}" if task else benchmark
         group = f"{scope}_paper" + (f"_{name}" if name not in ("general", "unobserved") else "")
-        ids = [make_id(benchmark, name, _number(e), task) for e in block.get("methods", block.get("entries", []))]
-        if ids:
-            out[group] = ids
+        out += [Planned(make_id(benchmark, name, _number(e), task), name, task, VARIANT_OF_SET.get(name), group)
+                for e in _entries(block)]
+    return out
+
+
+def planned_ids(benchmark: str) -> list[str]:
+    return [p.id for p in planned(benchmark)]
+
+
+def planned_groups(benchmark: str) -> dict[str, list[str]]:
+    """Group name -> ids: ``mmlu_paper`` (their 20 general ones), ``mmlu_paper_specific``,
+    ``mmlu_paper_alpaca``; ``bbl_<task>_paper``, ``bbl_<task>_paper_newly`` and
+    ``bbl_<task>_paper_nonsensical`` (Figure 3). Empty sets have no group."""
+    out: dict[str, list[str]] = {}
+    for p in planned(benchmark):
+        out.setdefault(p.group, []).append(p.id)
     return out
 
 
@@ -107,14 +132,14 @@ def _locate(instruction_id: str) -> tuple:
     for name, block, t in _sets(benchmark, task):
         if name != set_name:
             continue
-        for entry in block.get("methods", block.get("entries", [])):
+        for entry in _entries(block):
             if _number(entry) == number:
                 return benchmark, name, block, entry, t
         why = _refusal(block, number)
         if why:
             raise UnknownInstructionError(f"instruction {instruction_id!r} is not available: {why}")
     known = [make_id(benchmark, name, _number(e), t) for name, block, t in _sets(benchmark, task)
-             if name == set_name for e in block.get("methods", block.get("entries", []))]
+             if name == set_name for e in _entries(block)]
     hint = f" (this set has {known[0]} .. {known[-1]})" if known else ""
     raise UnknownInstructionError(f"unknown instruction id {instruction_id!r}{hint}")
 
@@ -149,7 +174,7 @@ def load_paper(benchmark: str, resolver=None) -> tuple[list[Instruction], dict[s
     out = []
     try:
         for name, block, task in _sets(benchmark):
-            for entry in block.get("methods", block.get("entries", [])):
+            for entry in _entries(block):
                 out.append(_build(reader, benchmark, name, block, entry, task))
     except SourceUnavailable as exc:
         return [], {"paper": str(exc)}
