@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from transformers import TrainerCallback
 from instrobust_train.config import AlignmentConfig, DataConfig, ModelConfig, SoftPromptConfig
 from instrobust_train.errors import CheckpointError
 from instrobust_train.train import train
+from instrobust_train.runs import TRAINER_STATE_FILE
 from instrobust_train.trainer import PROMPT_ENCODER_STATE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,6 +125,12 @@ def _adapter(path: Path) -> dict[str, torch.Tensor]:
     return safetensors.torch.load_file(str(path / "adapter_model.safetensors"))
 
 
+def _same(run_a: Path, run_b: Path) -> bool:
+    """The two runs' final adapters are bitwise equal."""
+    a, b = _adapter(run_a), _adapter(run_b)
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_after_a_crash_gives_the_same_adapter(tiny_t5, tmp_path):
     ckpt = dict(steps=4, save_strategy="steps", save_steps=2)
     straight = train(*_configs(tiny_t5, tmp_path / "straight", **ckpt))
@@ -131,8 +139,7 @@ def test_resume_after_a_crash_gives_the_same_adapter(tiny_t5, tmp_path):
     assert (tmp_path / "resumed" / "checkpoint-2" / PROMPT_ENCODER_STATE).is_file()
     assert not (tmp_path / "resumed" / "adapter_model.safetensors").exists()
     resumed = train(*_configs(tiny_t5, tmp_path / "resumed", resume_from_checkpoint="last", **ckpt))
-    a, b = _adapter(tmp_path / "straight"), _adapter(tmp_path / "resumed")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _same(tmp_path / "straight", tmp_path / "resumed")
     assert [h["loss"] for h in straight.log_history if "loss" in h][2:] == \
         [h["loss"] for h in resumed.log_history if "loss" in h][-2:]
     # A checkpoint without the full prompt encoder (PEFT's adapter file alone) cannot resume exactly.
@@ -140,6 +147,23 @@ def test_resume_after_a_crash_gives_the_same_adapter(tiny_t5, tmp_path):
     with pytest.raises(CheckpointError, match="no prompt_encoder_state.safetensors"):
         train(*_configs(tiny_t5, tmp_path / "again", resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-2"),
                         **ckpt))
+
+
+def test_last_skips_an_incomplete_checkpoint(tiny_t5, tmp_path, caplog):
+    """Fast variant of the SIGKILL test below: a real checkpoint made incomplete by hand."""
+    ckpt = dict(steps=4, save_strategy="steps", save_steps=2)
+    train(*_configs(tiny_t5, tmp_path / "straight", **ckpt))
+    with pytest.raises(_Crash):
+        train(*_configs(tiny_t5, tmp_path / "killed", **ckpt), callbacks=[_CrashAfterSave(4)])
+    (tmp_path / "killed" / "checkpoint-4" / TRAINER_STATE_FILE).unlink()  # as if killed while saving it
+    with pytest.raises(CheckpointError, match="incomplete checkpoint"):
+        train(*_configs(tiny_t5, tmp_path / "other", resume_from_checkpoint=str(tmp_path / "killed" / "checkpoint-4"),
+                        **ckpt))
+    with caplog.at_level(logging.WARNING, logger="instrobust_train"):
+        resumed = train(*_configs(tiny_t5, tmp_path / "killed", resume_from_checkpoint="last", **ckpt))
+    assert f"skipping {tmp_path / 'killed' / 'checkpoint-4'}: incomplete checkpoint" in caplog.text
+    assert [h["step"] for h in resumed.log_history if "loss" in h][-2:] == [3, 4]  # continued from checkpoint-2
+    assert _same(tmp_path / "straight", tmp_path / "killed")
 
 
 _KILL_SCRIPT = textwrap.dedent("""
@@ -182,8 +206,7 @@ def test_resume_after_sigkill_during_a_save_through_the_cli(tiny_t5, tmp_path, c
     assert f"skipping {killed / 'checkpoint-6'}: incomplete checkpoint" in capsys.readouterr().err
     log = [json.loads(line) for line in (killed / "training_log.jsonl").read_text().splitlines()]
     assert [h["step"] for h in log if "loss" in h] == list(range(1, 9))  # each step once: no mixed histories
-    a, b = _adapter(tmp_path / "straight"), _adapter(killed)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _same(tmp_path / "straight", killed)
 
 
 @pytest.mark.slow

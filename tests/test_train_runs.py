@@ -1,19 +1,17 @@
 """Training runs never mix (issue 14 section 2) and a bad --base is one clear line (section 3)."""
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
 
 import pytest
 import safetensors.torch
 import torch
-from transformers import TrainerCallback
 
 from instrobust_train.cli import main
 from instrobust_train.config import AlignmentConfig, DataConfig, ModelConfig, SoftPromptConfig
 from instrobust_train.errors import CheckpointError, TrainConfigError
-from instrobust_train.runs import RUN_CONFIG_FILE, TRAINER_STATE_FILE
+from instrobust_train.runs import RUN_CONFIG_FILE
 from instrobust_train.train import train
 
 FIXTURES = Path(__file__).parent / "fixtures" / "train"
@@ -84,36 +82,6 @@ def test_resuming_under_other_options_lists_every_difference(tiny_t5, tmp_path):
     moved = tmp_path / "moved.jsonl"
     shutil.copy(PARAPHRASES, moved)
     train(*_configs(tiny_t5, out, resume_from_checkpoint="last", paraphrases=moved))
-
-
-class _Crash(Exception):
-    pass
-
-
-class _CrashAfterSave(TrainerCallback):
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise _Crash(f"crashed after saving checkpoint-{self.step}")
-
-
-def test_last_skips_an_incomplete_checkpoint(tiny_t5, tmp_path, caplog):
-    """Fast variant of the SIGKILL test (test_train_e2e.py): a real checkpoint made incomplete by hand."""
-    ckpt = dict(steps=4, save_strategy="steps", save_steps=2)
-    train(*_configs(tiny_t5, tmp_path / "straight", **ckpt))
-    with pytest.raises(_Crash):
-        train(*_configs(tiny_t5, tmp_path / "killed", **ckpt), callbacks=[_CrashAfterSave(4)])
-    (tmp_path / "killed" / "checkpoint-4" / TRAINER_STATE_FILE).unlink()  # as if killed while saving it
-    with pytest.raises(CheckpointError, match="incomplete checkpoint"):
-        train(*_configs(tiny_t5, tmp_path / "other", resume_from_checkpoint=str(tmp_path / "killed" / "checkpoint-4"),
-                        **ckpt))
-    with caplog.at_level(logging.WARNING, logger="instrobust_train"):
-        resumed = train(*_configs(tiny_t5, tmp_path / "killed", resume_from_checkpoint="last", **ckpt))
-    assert f"skipping {tmp_path / 'killed' / 'checkpoint-4'}: incomplete checkpoint" in caplog.text
-    assert [h["step"] for h in resumed.log_history if "loss" in h][-2:] == [3, 4]  # continued from checkpoint-2
-    assert _same(_adapter(tmp_path / "straight"), _adapter(tmp_path / "killed"))
 
 
 @pytest.mark.parametrize("base,expected", [
