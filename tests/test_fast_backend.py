@@ -233,13 +233,104 @@ def test_prefix_adapter_mmlu_matches_hf(tiny_t5, prefix_adapter, task_manager, d
 # -- what falls back to the parent --------------------------------------------------------------
 
 
-def test_causal_model_uses_parent_path(tiny_llama):
-    hf = make_lm("hf", tiny_llama, batch_size=4)
-    lm = make_lm("instrobust-hf", tiny_llama, batch_size=4)
+class InputTokens:
+    """Counts the token positions a causal model embeds (a real forward hook on its input embeddings)."""
+
+    def __init__(self, lm):
+        self.tokens = 0
+        self._handle = lm.model.get_input_embeddings().register_forward_hook(self._hook)
+
+    def _hook(self, _module, args, _output):
+        self.tokens += int(args[0].numel())
+
+    def close(self):
+        self._handle.remove()
+
+
+# the whitespace move (trailing space -> continuation), a one-token context and an empty one
+# (both left to hf's code) on top of the BBL-style requests
+CAUSAL_EXTRA = [("The answer is ", "car"), ("The answer is ", " cherry"), ("A", ":"), ("", " Yes")]
+
+
+def causal_instances(lm):
+    from lm_eval.api.instance import Instance
+
+    pairs = [tuple(i.args) for i in bbl_instances(lm)] + CAUSAL_EXTRA
+    return [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)]
+
+
+@pytest.fixture(scope="module")
+def hf_causal(tiny_llama):
+    hf = make_lm("hf", tiny_llama, batch_size=1)
+    instances = causal_instances(hf)
+    tokens = InputTokens(hf)
+    want = hf.loglikelihood(instances, disable_tqdm=True)
+    tokens.close()
+    assert any(g for _, g in want) and not all(g for _, g in want), "weak test: greedy flags all alike"
+    return instances, want, tokens.tokens
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, "auto"])
+def test_causal_requests_match_hf(tiny_llama, hf_causal, batch_size):
+    instances, want, hf_tokens = hf_causal
+    lm = make_lm("instrobust-hf", tiny_llama, batch_size=batch_size, max_batch_size=8)
     assert lm.backend == "causal"
-    instances = bbl_instances(hf)
-    assert_same_answers(lm.loglikelihood(instances, disable_tqdm=True),
-                        hf.loglikelihood(instances, disable_tqdm=True), "causal")
+    tokens = InputTokens(lm)
+    got = lm.loglikelihood(instances, disable_tqdm=True)
+    tokens.close()
+    assert_same_answers(got, want, f"causal batch_size={batch_size}")
+    if batch_size != "auto":  # the contexts ran once: well under half of hf's token positions
+        assert tokens.tokens < hf_tokens / 2, (tokens.tokens, hf_tokens)
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_causal_mmlu_letter_and_cloze_match_hf(tiny_llama, task_manager, data_dir, batch_size):
+    want, want_requests, want_results = mmlu_answers(make_lm("hf", tiny_llama, batch_size=batch_size),
+                                                     task_manager, limit=4)
+    lm = make_lm("instrobust-hf", tiny_llama, batch_size=batch_size)
+    tokens = InputTokens(lm)
+    got, requests, results = mmlu_answers(lm, task_manager, limit=4)
+    tokens.close()
+    assert sorted(requests) == sorted(want_requests)  # the same prompts and options
+    compare_mmlu(got, want, f"causal mmlu batch_size={batch_size}")
+    for task in TASKS:
+        assert results[task]["acc,none"] == want_results[task]["acc,none"], task
+    # cloze: each question's context once, not once per option (a letter question was already once in hf)
+    hf_cloze_tokens = sum(len(c) + len(o) for t, c, o in requests if t == "mmlu_cloze_unobs_01")
+    assert tokens.tokens < 0.6 * hf_cloze_tokens, (tokens.tokens, hf_cloze_tokens)
+
+
+@pytest.fixture(scope="module")
+def prompt_tuning_adapter(tiny_llama, tmp_path_factory) -> Path:
+    """A PEFT prompt-tuning adapter on the tiny Llama: virtual tokens a shared cache would not carry."""
+    from peft import PromptTuningConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_llama),
+                           PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3))
+    path = tmp_path_factory.mktemp("prompt_tuning")
+    model.save_pretrained(path)
+    return path
+
+
+def test_causal_fallbacks_match_hf_and_say_so(tiny_llama, hf_causal, prompt_tuning_adapter, caplog):
+    instances, _, _ = hf_causal
+    # a prompt-tuning adapter: the whole model goes to hf's path, with one warning naming why
+    hf = make_lm("hf", tiny_llama, batch_size=2, peft=str(prompt_tuning_adapter))
+    with caplog.at_level("WARNING", logger="instrobust.models"):
+        lm = make_lm("instrobust-hf", tiny_llama, batch_size=2, peft=str(prompt_tuning_adapter))
+        got = lm.loglikelihood(instances, disable_tqdm=True)
+        lm.loglikelihood(instances[:3], disable_tqdm=True)
+    said = [r.getMessage() for r in caplog.records if "plain hf scoring path" in r.getMessage()]
+    assert said == ["instrobust-hf: using the plain hf scoring path because the PEFT adapter is "
+                    "PROMPT_TUNING, which feeds the model its own virtual tokens or cache"]
+    assert_same_answers(got, hf.loglikelihood(instances, disable_tqdm=True), "prompt tuning")
+    # requests hf would left-truncate go to hf's code; the others still take the fast path
+    want = make_lm("hf", tiny_llama, batch_size=2, max_length=24).loglikelihood(instances, disable_tqdm=True)
+    lm = make_lm("instrobust-hf", tiny_llama, batch_size=2, max_length=24)
+    lengths = [sum(map(len, lm._encode_pair(*i.args))) if i.args[0] else 0 for i in instances]
+    assert min(lengths) <= 25 < max(lengths)  # both kinds present
+    assert_same_answers(lm.loglikelihood(instances, disable_tqdm=True), want, "max_length=24")
 
 
 def test_rolling_and_generation_use_parent_path(tiny_t5):
