@@ -19,6 +19,7 @@ import yaml
 from instrobust.bbl import TASKS
 from instrobust.errors import DataError, TemplateRenderError
 from instrobust.paper import configs, formats, load
+from instrobust.paper.rebuild import rebuilt_prompt
 from instrobust.paper.ids import ADV_FILES, BBL_FILES, MMLU_SETS, make_id
 from instrobust.sources import data_dir_from_env, sha256_file, sha256_text
 
@@ -49,6 +50,22 @@ def task_classes(task: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(c for d in bbl_pool(task).test for c in d["choices"]))
 
 
+def other_shapes(root: Path, rel: str, cls: str, method: str, first_error: Exception):
+    """("inline", ...) for a method formatting its own literal, ("rebuilt", ...) for one handing a
+    rebuilt item to a helper; the first refusal when it is neither."""
+    try:
+        prompt, plan = load.inline_prompt(root / rel, cls, method)
+        return "inline", prompt, plan, None
+    except configs.Unreadable:
+        pass
+    try:
+        prompt = rebuilt_prompt(root / rel, cls, method)
+    except configs.Unreadable:
+        raise first_error from None
+    ref = helper_ref(root, rel, cls, prompt.helper)
+    return "rebuilt", prompt, formats.read_helper(root / ref["file"], ref["class"], prompt.helper), ref
+
+
 def method_block(root: Path, rel: str, methods: list[tuple[str, str]], set_name: str,
                  task: str | None) -> tuple[dict, set[str]]:
     cls = first_class(root / rel)
@@ -63,14 +80,14 @@ def method_block(root: Path, rel: str, methods: list[tuple[str, str]], set_name:
             try:
                 prompt = configs.method_prompt(root / rel, cls, method)
             except configs.Unreadable as not_helper_shaped:
-                try:  # a method that formats its own literal
-                    prompt, plan = load.inline_prompt(root / rel, cls, method)
-                except configs.Unreadable:
-                    raise not_helper_shaped from None
+                kind, prompt, plan, ref = other_shapes(root, rel, cls, method, not_helper_shaped)
                 load.build(prompt, plan, iid, provenance={}, where=where, classes=classes, **kw)
-                if plan.label_list:  # their words are mapped onto the task's classes
+                if plan.label_list or prompt.label_list:  # their words are mapped onto the task's classes
                     block["classes"] = list(classes)
-                block["methods"].append({"method": method, "their_id": their_id, "inline": True,
+                if ref:
+                    block["helpers"][prompt.helper] = ref
+                    used.add(ref["file"])
+                block["methods"].append({"method": method, "their_id": their_id, kind: True,
                                          "sha256": sha256_text(configs.source_of(root / rel, cls, method))})
                 continue
             ref = helper_ref(root, rel, cls, prompt.helper)

@@ -136,6 +136,18 @@ def test_fixture_method_with_its_own_literal_and_answer_words():
                    bbl_task="strange_stories", classes=("true", "false"))
 
 
+def test_fixture_method_that_rebuilds_the_item_for_its_helper():
+    from instrobust.paper.rebuild import rebuilt_prompt
+
+    prompt = rebuilt_prompt(FIX_ROOT / STORIES, "StrangeStoriesPreprocessor", "unobserved4")
+    plan = formats.read_helper(FIX_ROOT / STORIES, "StrangeStoriesPreprocessor", prompt.helper)
+    ins = load.build(prompt, plan, "bbl_strange_stories_paper_04", benchmark="bbl", task_type="bc",
+                     question_var="input", provenance={}, bbl_task="strange_stories", classes=("yes", "no"))
+    doc = {"input": "Ann lost her cat.\nIs 'Ann' sad?", "choices": ["yes", "no"], "letters": ["A", "B"], "answer": 0, "task": "t"}
+    assert render(ins, doc) == "About Ann: Ann lost her cat. Y/N?"
+    assert ins.answer_space.describe() == "labels (yes -> Y, no -> N)"
+
+
 def test_planned_ids_need_no_upstream_file():
     ids = planned_ids("mmlu")
     assert [i for i in ids if i.count("_") == 2] == [f"mmlu_paper_{n:02d}" for n in range(1, 21)]
@@ -292,3 +304,20 @@ def test_lm_eval_runs_mmlu_paper_03_with_their_prompt(real, task_manager, tiny_l
     expected = _their_mmlu_prompt(_their_template(real / GENERAL, "unobserved3"), mmlu_split("test")[sample["doc_id"]])
     assert sample["arguments"][0][0] == expected
     assert [a[1].strip() for a in sample["arguments"]] == ["A", "B", "C", "D"]  # scored on the letters
+
+
+def test_bbl_play_dialog_rebuilt_item_matches_their_method(real):
+    from instrobust.bbl.data import bbl_pool
+    from instrobust.paper import get
+
+    doc = bbl_pool("play_dialog_same_or_different").test[7]
+    rel = "configs/BBH/binary_classification/play_dialog_same_or_different.py"
+    template = _their_template(real / rel, "unobserved8")
+    method = next(n for n in ast.walk(ast.parse((real / rel).read_text(encoding="utf-8")))
+                  if isinstance(n, ast.FunctionDef) and n.name == "unobserved8")
+    sep, quote = [c.args[0].value for c in ast.walk(method)
+                  if isinstance(c, ast.Call) and getattr(c.func, "attr", "") == "split"]
+    play, lines = doc["input"].split(sep)  # their method, by hand
+    _, line1, _, line2, _ = lines.split(quote)
+    assert render(get("bbl_play_dialog_same_or_different_paper_08"), doc) == template.format(
+        play=play, line1=line1, line2=line2)

@@ -37,6 +37,7 @@ class MethodPrompt:
     # item["answer"] = WORD if item["answer"] == CLASS else OTHER; item["options"] = [WORD, OTHER]
     relabel: tuple[str, str, str] | None = None
     label_list: tuple[str, ...] = ()
+    fields: dict | None = None  # a rebuilt item's fields (instrobust.paper.rebuild), replacing **item
 
 
 @functools.lru_cache(maxsize=64)

@@ -188,13 +188,7 @@ def _slot(src: tuple, q: str, where: str, values: dict[str, str], prefix: str) -
     if kind == "loop":
         return LOOPS[src[1]]
     if kind == "split":
-        _, sep, maxsplit, i, _n, edits = src
-        name = _value(values, prefix, "sep", sep)
-        args = name if maxsplit is None else f"{name}, {int(maxsplit)}"
-        expr = q + ".split(" + args + ")[" + str(i) + "]"
-        for old, new in edits:
-            expr += f".replace({_value(values, prefix, 'old', old)}, {_value(values, prefix, 'new', new)})"
-        return "{{ " + expr + " }}"
+        return "{{ " + _split_expr(src, q, values, prefix) + " }}"
     if kind == "edited" and src[1] == ("item", "question"):
         expr = q
         for old, new in src[2]:
@@ -203,6 +197,18 @@ def _slot(src: tuple, q: str, where: str, values: dict[str, str], prefix: str) -
     if kind == "join":
         return "{{ choices | join(" + _value(values, prefix, "sep", src[1]) + ") }}"
     raise DataError(f"{where}: its field {src!r} would show the item's answer or raw option list; refused")
+
+
+def _split_expr(src: tuple, q: str, values: dict[str, str], prefix: str) -> str:
+    """``Q.split(sep[, maxsplit])[i]`` (after the parent split's, for a part split again) and its edits."""
+    _, sep, maxsplit, i, _n, edits, *parent = src
+    base = _split_expr(parent[0], q, values, prefix) if parent else q
+    name = _value(values, prefix, "sep", sep)
+    args = name if maxsplit is None else f"{name}, {int(maxsplit)}"
+    expr = f"{base}.split({args})[{i}]"
+    for old, new in edits:
+        expr += f".replace({_value(values, prefix, 'old', old)}, {_value(values, prefix, 'new', new)})"
+    return expr
 
 
 def _value(values: dict[str, str], prefix: str, kind: str, text: str) -> str:
@@ -245,15 +251,21 @@ def fields_used(template: str) -> list[str]:
 
 
 def sentinel_input(template: str, plan: HelperPlan) -> tuple[str | None, tuple[str, ...] | None]:
-    """A sentinel BBL input that survives the helper's split, and the parts the prompt must show
+    """A sentinel BBL input that survives the helper's splits, and the parts the prompt must show
     (None, None: the default sentinel, shown whole)."""
+    used = [plan.fields[f] for f in fields_used(template) if f in plan.fields]
     splits = [src for src in plan.fields.values() if src[0] == "split"]
     if not splits:
         return None, None
-    _, sep, _maxsplit, _, n, _edits = splits[0]
+    root = splits[0] if len(splits[0]) == 6 else splits[0][6]
+    _, sep, _maxsplit, _, n, _edits = root[:6]
     pieces = [f"SPLITPART{i}SENTINEL text" for i in range(n)]
+    nested = {src[6][3]: src for src in splits if len(src) > 6}  # parts split again, by index
+    for i, sub in nested.items():
+        pieces[i] = sub[1].join(f"SPLITPART{i}.{j}SENTINEL text" for j in range(sub[4]))
     whole = sep.join(pieces)
-    used = [plan.fields[f] for f in fields_used(template) if f in plan.fields]
     if ("item", "question") in used or any(src[0] == "edited" for src in used):
         return whole, (whole,)
-    return whole, tuple(pieces[src[3]] for src in used if src[0] == "split")
+    shown = [f"SPLITPART{src[6][3]}.{src[3]}SENTINEL text" if len(src) > 6 else pieces[src[3]]
+             for src in used if src[0] == "split"]
+    return whole, tuple(shown)

@@ -17,6 +17,7 @@ from instrobust.bank import Instruction, check_bbl_template, check_qa_template
 from instrobust.errors import ChecksumError, DataError
 from instrobust.observed import TEMPLATES_DIR, upstream_files
 from instrobust.paper import configs, formats
+from instrobust.paper.rebuild import rebuilt_prompt
 from instrobust.sources import OfflineCopy, SourceResolver, UpstreamFile, sha256_text
 
 SPEC_PATH = TEMPLATES_DIR / "observed" / "paper.yaml"
@@ -104,7 +105,9 @@ def build(prompt: configs.MethodPrompt, plan: formats.HelperPlan, iid: str, *, b
     pieces of it the helper splits out) and every option, and never the answer."""
     if prompt.options_override:
         plan = dataclasses.replace(plan, answer_space="options")
-    if prompt.relabel:
+    if prompt.fields:  # the helper formats a rebuilt item (instrobust.paper.rebuild)
+        plan = dataclasses.replace(plan, fields=dict(prompt.fields))
+    if prompt.relabel or prompt.label_list:
         plan = dataclasses.replace(plan, relabel=prompt.relabel, label_list=prompt.label_list, answer_space="labels")
     space = plan.answer_space if plan.answer_space != "labels" else label_space(plan, classes, where)
     template, values = formats.to_jinja(prompt.template, plan, question_var, prompt.edits, where)
@@ -152,16 +155,18 @@ def inline_prompt(path: Path, cls: str, method: str) -> tuple[configs.MethodProm
 
 def template_set(reader: Reader, block: dict, iid: str, entry: dict, paper_set: str, **kw) -> Instruction:
     """One pinned ``unobservedN`` method (MMLU general/specific, a BBL task, Adv)."""
-    if entry.get("inline"):  # pinned by the sha256 of the whole method
+    if entry.get("inline") or entry.get("rebuilt"):  # pinned by the sha256 of the whole method
         path = reader.path(block["file"])
         reader.check(configs.source_of(path, block["class"], entry["method"]), entry["sha256"],
                      f"{block['file']}: {block['class']}.{entry['method']}")
-        prompt, plan = inline_prompt(path, block["class"], entry["method"])
-        kw["classes"] = tuple(block.get("classes", ()))
-        prov = _provenance(reader, block, set=paper_set, method=entry["method"], their_id=entry.get("their_id"))
-        return build(prompt, plan, iid, provenance=prov, where=f"{block['file']}: {block['class']}.{entry['method']}", **kw)
-    prompt = reader.prompt(block, entry)
-    plan = reader.helper(block["helpers"][prompt.helper])
+        if entry.get("rebuilt"):
+            prompt = rebuilt_prompt(path, block["class"], entry["method"])
+            plan = reader.helper(block["helpers"][prompt.helper])
+        else:
+            prompt, plan = inline_prompt(path, block["class"], entry["method"])
+    else:
+        prompt = reader.prompt(block, entry)
+        plan = reader.helper(block["helpers"][prompt.helper])
     kw["classes"] = tuple(block.get("classes", ()))
     prov = _provenance(reader, block, set=paper_set, method=entry["method"], their_id=entry.get("their_id"))
     return build(prompt, plan, iid, provenance=prov, where=f"{block['file']}: {block['class']}.{entry['method']}", **kw)
