@@ -4,11 +4,14 @@
 
 Writes a synthetic lm-eval output folder in lm-eval 0.4's exact layout (results_<stamp>.json and
 one samples_<task>_<stamp>.jsonl per task, lines shaped like real --log_samples lines, ~2.5 kB
-each) for the 107 MMLU letter tasks (83 observed + 24 unobserved instructions), then times:
+each) for the 107 MMLU letter tasks (50 Flan 2022, 20 Alpaca, 13 P3 and 24 unobserved instructions;
+the model is google/flan-t5-xl, so Flan 2022 is its observed collection and Alpaca / P3 are reported
+as their own rows), then times:
 
   baseline   loads() of the results file and of every samples line (what any reader must do), with
              the stdlib json and, if installed, orjson (which the report uses when available)
-  report     instrobust.report.make_report (load + statistics + bootstrap + figures + writing)
+  report     instrobust.report.make_report (load + statistics + bootstrap + figures + writing; with
+             --models 2 also the adapter-vs-base bootstrap and sign-flip test over the items)
 
 and prints report/baseline. Objective: the report should cost a small multiple of reading its input.
 """

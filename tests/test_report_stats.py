@@ -168,5 +168,5 @@ def test_adapter_vs_base_test_keeps_its_level_with_shared_item_effects_and_has_p
 def test_sign_flip_test_is_exact_on_a_small_case():
     out = stats.sign_flip_test([np.array([1.0, 1.0, 1.0])], [1.0], n_perm=20000, seed=0)
     assert out["statistic"] == pytest.approx(1.0)
-    assert out["p_value"] == pytest.approx(2 / 8, abs=0.01)  # +++ and --- of 8 sign patterns
+    assert out["p_value"] == pytest.approx(2 / 8, abs=0.015)  # +++ and --- of 8 sign patterns (MC error 0.003)
     assert "items" in out["test"]

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-OBS_COLOR, UNOBS_COLOR, DESIGNER_COLOR = "#1f77b4", "#d62728", "#2ca02c"
+OBS_COLOR, UNOBS_COLOR, DESIGNER_COLOR, OTHER_COLOR = "#1f77b4", "#d62728", "#2ca02c", "#7f7f7f"
+ROLE_LABELS = {"observed": "observed (trained on)", "other": "other collections (not trained on)",
+               "unobserved": "unobserved (ours)"}
 
 
 def _figure(width: float, height: float):
@@ -40,7 +42,7 @@ def _save(fig, rows: list[dict], outdir: Path, stem: str, title: str) -> dict:
 
 
 def per_instruction(report: dict, outdir: Path) -> list[dict]:
-    """Each instruction's accuracy, observed vs unobserved, per category (one per model and setting)."""
+    """Each instruction's accuracy, observed / other collections / ours, per category (one per model and setting)."""
     cells = [c for c in report["instructions"] if c["role"]]
     out = []
     for (model, label, n_shot) in dict.fromkeys((c["model"], c["label"], c["n_shot"]) for c in cells):
@@ -51,14 +53,16 @@ def per_instruction(report: dict, outdir: Path) -> list[dict]:
         rng = np.random.default_rng(0)  # jitter only; fixed so the PNG is reproducible
         labelled = set()
         for i, cat in enumerate(cats):
-            for offset, role, color in ((-0.18, "observed", OBS_COLOR), (0.18, "unobserved", UNOBS_COLOR)):
+            # other = collections this model was not trained on (all of them for a model with none known)
+            for offset, role, color in ((-0.24, "observed", OBS_COLOR), (0.0, "other", OTHER_COLOR),
+                                        (0.24, "unobserved", UNOBS_COLOR)):
                 vals = [100 * c["acc"] for c in mine if c["category"] == cat and c["role"] == role]
                 if not vals:
                     continue
-                ax.boxplot([vals], positions=[i + offset], widths=0.3, showfliers=False,
+                ax.boxplot([vals], positions=[i + offset], widths=0.2, showfliers=False,
                            medianprops={"color": color})
-                ax.scatter(i + offset + rng.uniform(-0.08, 0.08, len(vals)), vals, s=12, color=color, alpha=0.7,
-                           label=None if role in labelled else role, zorder=3)
+                ax.scatter(i + offset + rng.uniform(-0.06, 0.06, len(vals)), vals, s=12, color=color, alpha=0.7,
+                           label=None if role in labelled else ROLE_LABELS[role], zorder=3)
                 labelled.add(role)
             designer = [100 * c["acc"] for c in mine if c["category"] == cat and c["role"] == "designer"]
             if designer:  # the benchmark's own prompt: a reference point, not a distribution

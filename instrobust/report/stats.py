@@ -295,8 +295,10 @@ def sign_flip_test(diffs: Sequence[np.ndarray], weights: Sequence[float], n_perm
     hits = 0
     chunk = max(1, min(chunk, 4_000_000 // max(1, len(d))))  # bounded memory on 14k-item MMLU
     for start in range(0, n_perm, chunk):
-        signs = rng.integers(0, 2, size=(min(chunk, n_perm - start), len(d))) * 2.0 - 1.0
-        hits += int((np.abs(signs @ d) >= abs(observed) - 1e-12).sum())
+        # random bits b, signs 1 - 2b: sum(signs * d) = sum(d) - 2 b.d (bits from bytes: ~3x faster)
+        raw = rng.integers(0, 256, size=(min(chunk, n_perm - start), (len(d) + 7) // 8), dtype=np.uint8)
+        flipped = observed - 2.0 * (np.unpackbits(raw, axis=1, count=len(d)) @ d)
+        hits += int((np.abs(flipped) >= abs(observed) - 1e-12).sum())
     return {"statistic": observed, "p_value": (hits + 1) / (n_perm + 1), "n_items": int(len(d)),
             "n_perm": n_perm, "test": SIGN_FLIP_TEST}
 
