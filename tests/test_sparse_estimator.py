@@ -151,3 +151,34 @@ def test_estimate_uses_the_models_own_collection_and_keeps_delta_ci_for_the_boot
     override = build_estimated_report(_sparse_run("HuggingFaceTB/SmolLM2-135M-Instruct"),
                                       EstimateConfig(n_draws=60, observed=("*smollm2*=p3",)))
     assert override["estimated"]["deltas"][0]["estimate"] == pytest.approx(0.5 - 0.3, abs=0.05)
+
+
+def test_estimated_bbl_spread_is_per_task_then_averaged():
+    """Two BBL-BC tasks, every instruction at its task's accuracy (0.8 / 0.2): no instruction sensitivity."""
+    from instrobust.report.cells import ModelInfo
+    from instrobust.report.tasks import classify
+    from instrobust.sparse.estimate import EstimateConfig, build_estimated_report
+    from instrobust.sparse.results import SparseRun, SparseTask
+
+    rng = np.random.default_rng(3)
+    tasks = []
+    for bench, p in (("strategyqa", 0.8), ("winowhy", 0.2)):
+        for coll in ("flan2022", "unobserved"):
+            for k in range(1, 5):
+                name = f"bbl_{bench}_unobs_{k:02d}" if coll == "unobserved" else f"bbl_{bench}_obs_{coll}_{k:02d}"
+                instruction = f"bbl_bc_obs_{coll}_{k:02d}" if coll != "unobserved" else name
+                meta = {"collection": coll, "observed": coll != "unobserved", "scoring": "cloze", "task_type": "bc",
+                        "bbl_task": bench}
+                items = {i: float(rng.random() < p) for i in range(300) if (i + k) % 2 == 0}
+                tasks.append(SparseTask("google/flan-t5-base", name, instruction, classify(name, {"metadata": meta}),
+                                        0, {"sparse_budget": 2}, items, "synthetic"))
+    run = SparseRun({"google/flan-t5-base": ModelInfo("google/flan-t5-base", "flan-t5-base", "google/flan-t5-base")},
+                    tasks)
+    report = build_estimated_report(run, EstimateConfig(n_draws=60))
+    (row,) = report["table3"]
+    obs = row["observed"]
+    assert obs["spread"] < 0.15 and obs["min"] == pytest.approx(0.5, abs=0.08)  # pooled, it would be ~0.6 and ~0.2
+    assert obs["std"] > 0.25  # over all pairs, as the paper's ± (task difficulty included)
+    sides = {g["side"]: g for g in report["estimated"]["groups"]}
+    assert sides["observed"]["n_tasks"] == 2
+    assert sides["observed"]["worst_instruction"].startswith("bbl_bc_obs_flan2022_")  # one name across tasks

@@ -151,11 +151,38 @@ def fit_groups(run: SparseRun, cfg: EstimateConfig, notes: list[str]) -> list[Fi
     return out
 
 
-def _summ(values: np.ndarray, level: float) -> dict:
+def side_stats(members: list[tuple[FitGroup, int]]) -> tuple[dict[str, np.ndarray], list[str], np.ndarray]:
+    """Per-draw statistics of a group of instructions, as ``instrobust report`` computes them.
+
+    Mean, std and quantiles are over all (task, instruction) pairs; min, max, spread and CPS are
+    per benchmark task, averaged over tasks (task difficulty is not instruction sensitivity). Also
+    returns the instruction names and, per draw, each one's mean deviation from its tasks' means
+    (an instruction used on several tasks is one name): its argmin is the worst instruction.
+    """
+    d = np.column_stack([fg.draws[:, i] for fg, i in members])
+    stats = group_stats(d)
+    by_task: dict[str, list[int]] = defaultdict(list)
+    for j, (fg, _) in enumerate(members):
+        by_task[fg.benchmark].append(j)
+    per = [group_stats(d[:, cols]) for cols in by_task.values()]
+    stats["min"] = np.mean([p["min"] for p in per], axis=0)
+    stats["max"] = np.mean([p["max"] for p in per], axis=0)
+    stats["spread"] = np.mean([p["max"] - p["min"] for p in per], axis=0)
+    stats["cps"] = np.mean([(1.0 - (p["max"] - p["mean"])) * p["max"] for p in per], axis=0)
+    deviation = d.copy()
+    for cols in by_task.values():
+        deviation[:, cols] -= d[:, cols].mean(axis=1, keepdims=True)
+    several = len(by_task) > 1
+    names = [fg.tasks[i].instruction if several else fg.tasks[i].task for fg, i in members]
+    keys = list(dict.fromkeys(names))
+    cols_of = {k: [j for j, n in enumerate(names) if n == k] for k in keys}
+    return stats, keys, np.column_stack([deviation[:, cols_of[k]].mean(axis=1) for k in keys])
+
+
+def _summ(stats: dict[str, np.ndarray], level: float) -> dict:
     """Point estimate (mean over draws) and interval of each group statistic."""
-    stats = group_stats(values)
     out = {}
-    for key in STAT_KEYS:
+    for key in (*STAT_KEYS, "spread", "cps"):
         v = stats[key]
         lo, hi = interval(v, level) if len(v) > 1 else (float(v[0]), float(v[0]))
         out[key] = {"estimate": float(v.mean()), "low": lo, "high": hi}
@@ -203,20 +230,21 @@ def estimate_blocks(groups: list[FitGroup], cfg: EstimateConfig) -> dict:
             members = by_side.get((model, n_shot, category, side))
             if not members:
                 continue
-            # every statistic is computed per draw over all instructions of the side (all benchmarks)
+            # every statistic is computed per draw, then summarised over draws
             d = np.column_stack([fg.draws[:, i] for fg, i in members])
             naive = np.array([fg.naive[i] for fg, i in members])
             plugin = np.array([fg.plugin[i] for fg, i in members])
             names = [fg.tasks[i].task for fg, i in members]
-            point = d.mean(axis=0)
-            worst = int(point.argmin())
-            p_worst = np.bincount(d.argmin(axis=1), minlength=d.shape[1]) / d.shape[0]
+            stats, keys, deviation = side_stats(members)
+            worst = int(deviation.mean(axis=0).argmin())
+            p_worst = np.bincount(deviation.argmin(axis=1), minlength=len(keys)) / d.shape[0]
             side_draws[side] = d
             summaries.append({
                 "model": model, "n_shot": n_shot, "category": category,
                 "side": side, "n_instructions": len(members),
-                "estimate": _summ(d, cfg.level), "plugin": _naive_summ(plugin), "naive": _naive_summ(naive),
-                "worst_instruction": names[worst], "worst_instruction_probability": float(p_worst[worst]),
+                "n_tasks": len({fg.benchmark for fg, _ in members}),
+                "estimate": _summ(stats, cfg.level), "plugin": _naive_summ(plugin), "naive": _naive_summ(naive),
+                "worst_instruction": keys[worst], "worst_instruction_probability": float(p_worst[worst]),
                 "naive_worst_instruction": names[int(naive.argmin())],
             })
         if {"observed", "unobserved"} <= set(side_draws):
@@ -294,11 +322,11 @@ def _overwrite_summaries(report: dict, block: dict) -> None:
             if s is None or summary is None:
                 continue
             e = s["estimate"]
-            summary.update(mean=e["mean"]["estimate"], std=e["std"]["estimate"] if summary["n_instructions"] > 1 else None,
+            several = summary["n_instructions"] > 1
+            summary.update(mean=e["mean"]["estimate"], std=e["std"]["estimate"] if several else None,
                            median=e["q50"]["estimate"], min=e["min"]["estimate"], max=e["max"]["estimate"],
+                           spread=e["spread"]["estimate"] if several else None, cps=e["cps"]["estimate"],
                            worst_instruction=s["worst_instruction"], estimated=True)
-            summary["spread"] = summary["max"] - summary["min"] if summary["n_instructions"] > 1 else None
-            summary["cps"] = (1.0 - (summary["max"] - summary["mean"])) * summary["max"]
             if side in ("observed", "unobserved"):
                 row[f"{side}_headline"] = summary["mean"]
             else:
@@ -314,24 +342,20 @@ def _overwrite_summaries(report: dict, block: dict) -> None:
 
 def _draw_summary(groups: list[FitGroup], keep) -> dict | None:
     """Distribution statistics (means over draws) of the instructions for which ``keep(task)`` holds."""
-    cols = [fg.draws[:, i] for fg in groups for i, t in enumerate(fg.tasks) if keep(t)]
-    if not cols:
+    members = [(fg, i) for fg in groups for i, t in enumerate(fg.tasks) if keep(t)]
+    if not members:
         return None
-    d = np.column_stack(cols)
-    stats = group_stats(d)
-    out = {k: float(stats[k].mean()) for k in ("mean", "std", "min", "max")}
+    stats, _, _ = side_stats(members)
+    out = {k: float(stats[k].mean()) for k in ("mean", "std", "min", "max", "spread", "cps")}
     out["median"] = float(stats["q50"].mean())
-    if d.shape[1] < 2:
-        out["std"] = None
+    if len(members) < 2:
+        out["std"] = out["spread"] = None
     return out
 
 
 def _apply(summary: dict | None, stats: dict | None) -> None:
-    if summary is None or stats is None:
-        return
-    summary.update(stats, estimated=True)
-    summary["spread"] = stats["max"] - stats["min"] if stats["std"] is not None else None
-    summary["cps"] = (1.0 - (stats["max"] - stats["mean"])) * stats["max"]
+    if summary is not None and stats is not None:
+        summary.update(stats, estimated=True)
 
 
 def _overwrite_breakdowns(report: dict, groups: list[FitGroup]) -> None:
