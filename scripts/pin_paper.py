@@ -128,21 +128,35 @@ def random_block(root: Path, rel: str, task: str) -> dict:
     return block
 
 
-def alpaca_block(root: Path, rel: str) -> dict:
+def alpaca_block(root: Path, rel: str, task: str | None = None) -> dict | None:
     cls = first_class(root / rel)
-    items = configs.class_str_list(root / rel, cls, "_UNOBSERVED_ALPACA_INSTRUCTIONS")
+    try:
+        items = configs.class_str_list(root / rel, cls, "_UNOBSERVED_ALPACA_INSTRUCTIONS")
+    except DataError:
+        return None  # this task's Alpaca instructions are methods of their own, not a list
     tpl = "configs/processors/Alpaca_templates.py"
 
     def receiver(method, target):
         text = configs.format_receiver(root / tpl, "AlpacaTemplates", method, target)
         return {"file": tpl, "class": "AlpacaTemplates", "method": method, "target": target, "sha256": sha256_text(text)}
 
-    return {"file": rel, "class": cls, "list": "_UNOBSERVED_ALPACA_INSTRUCTIONS",
-            "wrapper": receiver("alpaca_template_with_input", "input_text"),
-            "input": receiver("alpaca_multiple_choice", "inputs"),
-            # their ids Alpaca/Unobserved/N index the list at N - 1
-            "entries": [{"index": i, "their_id": f"Alpaca/Unobserved/{i + 1}", "sha256": sha256_text(t)}
-                        for i, t in enumerate(items)]}
+    block = {"file": rel, "class": cls, "list": "_UNOBSERVED_ALPACA_INSTRUCTIONS",
+             "wrapper": receiver("alpaca_template_with_input", "input_text"),
+             "input": receiver("alpaca_multiple_choice", "inputs")}
+    if task is None:  # MMLU: their ids Alpaca/Unobserved/N index the list at N - 1
+        block["entries"] = [{"index": i, "their_id": f"Alpaca/Unobserved/{i + 1}", "sha256": sha256_text(t)}
+                            for i, t in enumerate(items)]
+        return block
+    # BBL: as their add_unobserved_instructions registers them (Alpaca/Default/1 is the designer's)
+    table = configs.registered_list_entries(root / rel, cls, "_UNOBSERVED_ALPACA_INSTRUCTIONS")
+    block["entries"] = [{"n": int(their_id.rsplit("/", 1)[1]), "index": i, "their_id": their_id,
+                         "sha256": sha256_text(items[i])}
+                        for their_id, i in table.items() if their_id.startswith("Alpaca/Unobserved/") and i < len(items)]
+    reader = load.Reader(pins={"files": {rel: None, block["wrapper"]["file"]: None}})
+    for e in block["entries"]:
+        load.alpaca_set(reader, block, make_id("bbl", "alpaca", e["n"], task), e, "alpaca", benchmark="bbl",
+                        task_type=TASKS[task].task_type, question_var="input", bbl_task=task)
+    return block
 
 
 def main() -> int:
@@ -162,6 +176,9 @@ def main() -> int:
         methods = [(f"unobserved{n}", f"BBL/Unobserved/{n}") for n in range(1, 11)]
         out["bbl"].setdefault(task, {})["unobserved"], files = method_block(root, rel, methods, "unobserved", task)
         used |= files
+        alpaca = alpaca_block(root, rel, task)
+        if alpaca:
+            out["bbl"][task]["alpaca"] = alpaca
     for task, rel in ADV_FILES.items():
         methods = [(f"unobserved{n}", f"BBL/Unobserved/{n}") for n in range(1, 6)]
         out["bbl"].setdefault(task, {})["newly"], files = method_block(root, rel, methods, "newly", task)

@@ -321,3 +321,40 @@ def test_bbl_play_dialog_rebuilt_item_matches_their_method(real):
     _, line1, _, line2, _ = lines.split(quote)
     assert render(get("bbl_play_dialog_same_or_different_paper_08"), doc) == template.format(
         play=play, line1=line1, line2=line2)
+
+
+def _receiver(path: Path, method: str) -> str:
+    """Independent of instrobust: the literal their method calls .format on."""
+    fn = next(n for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+              if isinstance(n, ast.FunctionDef) and n.name == method)
+    return next(ast.literal_eval(c.func.value) for c in ast.walk(fn) if isinstance(c, ast.Call)
+                and getattr(c.func, "attr", "") == "format" and isinstance(c.func.value, ast.Constant))
+
+
+def test_alpaca_lists_in_their_alpaca_prompt(real):
+    from instrobust.bbl.data import bbl_pool
+    from instrobust.data import mmlu_split
+    from instrobust.paper import get
+
+    wrapper = _receiver(real / ALPACA, "alpaca_template_with_input")
+    inner = _receiver(real / ALPACA, "alpaca_multiple_choice")
+
+    def their(instruction, question, choices):  # alpaca_multiple_choice + alpaca_template_with_input
+        options = "".join(f"\n({chr(65 + i)}) {c}" for i, c in enumerate(choices))
+        return wrapper.format(instruction=instruction, input=inner.format(question=question, _options=options))
+
+    def class_list(rel):
+        return next(ast.literal_eval(n.value) for n in ast.walk(ast.parse((real / rel).read_text(encoding="utf-8")))
+                    if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "_UNOBSERVED_ALPACA_INSTRUCTIONS")
+
+    doc = mmlu_split("test")[1]
+    assert render(get("mmlu_paper_alpaca_07"), doc) == their(class_list(GENERAL)[6], doc["question"], doc["choices"])
+    rel = "configs/BBH/multiple_choice/novel_concepts.py"
+    line = next(n for n in ast.walk(ast.parse((real / rel).read_text(encoding="utf-8")))  # their registration
+                if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Subscript)
+                and getattr(n.targets[0].slice, "value", None) == "Alpaca/Unobserved/3")
+    index = next(s.slice.value for s in ast.walk(line.value) if isinstance(s, ast.Subscript))
+    doc = bbl_pool("novel_concepts").test[2]
+    ins = get("bbl_novel_concepts_paper_alpaca_03")
+    assert render(ins, doc) == their(class_list(rel)[index], doc["input"], doc["choices"])
+    assert ins.answer_space.kind == "letters"

@@ -26,7 +26,7 @@ __all__ = ["get", "load_paper", "planned", "planned_ids", "planned_groups", "is_
 
 
 # Figure-3 variant (the report's names) of each BBL set; None: their 10 per task.
-VARIANT_OF_SET = {"unobserved": None, "newly": "unobserved", "nonsensical": "nonsensical"}
+VARIANT_OF_SET = {"unobserved": None, "alpaca": None, "newly": "unobserved", "nonsensical": "nonsensical"}
 
 
 class Planned(NamedTuple):
@@ -44,6 +44,8 @@ def _entries(block: dict) -> list[dict]:
 
 
 def _number(entry: dict) -> int:
+    if "n" in entry:  # their own number (Alpaca/Unobserved/N of a BBL task)
+        return entry["n"]
     if "index" in entry:
         return entry["index"] + 1
     return int(re.sub(r"\D", "", entry["method"]))
@@ -101,6 +103,9 @@ def _build(reader, benchmark: str, name: str, block: dict, entry: dict, task: st
         if name == "alpaca":
             return load.alpaca_set(reader, block, iid, entry, name, **kw)
         return load.template_set(reader, block, iid, entry, name, **kw)
+    if name == "alpaca":
+        return load.alpaca_set(reader, block, iid, entry, name, benchmark="bbl", task_type=task_info(task).task_type,
+                               question_var="input", bbl_task=task)
     if name == "nonsensical":
         return load.random_set(reader, block, iid, entry, name, benchmark="bbl", task_type=task_info(task).task_type,
                                question_var="input", bbl_task=task)

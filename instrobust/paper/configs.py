@@ -259,3 +259,18 @@ def concat_prompt(path: Path, cls: str, name: str) -> ConcatPrompt:
     if list_ref is None or space is None:
         raise Unreadable(f"{where}: not `input_text = self.<LIST>[k] + ...` with a label_space")
     return ConcatPrompt(list_ref[0], list_ref[1], tuple(parts), space, loop, fn.lineno)
+
+
+def registered_list_entries(path: Path, cls: str, list_name: str) -> dict[str, int]:
+    """Their instruction id -> list index, from ``add_unobserved_instructions``' lines
+    ``self.instr2preprocessor["Alpaca/Unobserved/K"] = lambda item: self.<f>(item, self.<list>[I])``."""
+    out = {}
+    for stmt in find_method(path, cls, "add_unobserved_instructions").body:
+        if not (isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Subscript)
+                and isinstance(stmt.targets[0].slice, ast.Constant) and isinstance(stmt.value, ast.Lambda)):
+            continue
+        for node in ast.walk(stmt.value.body):
+            if isinstance(node, ast.Subscript) and ast.unparse(node.value) == f"self.{list_name}" \
+                    and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int):
+                out[stmt.targets[0].slice.value] = node.slice.value
+    return out

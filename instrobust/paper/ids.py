@@ -6,6 +6,7 @@ Ids (NN is the authors' own number, so ``mmlu_paper_03`` is their ``MMLU/Unobser
 * ``mmlu_paper_specific_NN``  their subject-naming MMLU instructions (configs/MMLU/specific.py)
 * ``mmlu_paper_alpaca_NN``    the list they used for Alpaca models (``Alpaca/Unobserved/NN``)
 * ``bbl_<task>_paper_NN``     their 10 per BIG-bench Lite task (configs/BBH/...)
+* ``bbl_<task>_paper_alpaca_NN``  their list for Alpaca models of that task (``Alpaca/Unobserved/NN``)
 * ``bbl_<task>_paper_newly_NN``  Figure 3, "newly collected" (configs/Adv/<task>.py)
 * ``bbl_<task>_paper_nonsensical_NN``  Figure 3, "nonsensical" (their ``random_instruction_NN``)
 """
@@ -43,7 +44,7 @@ INFIX = {"general": "", "specific": "specific_", "alpaca": "alpaca_", "unobserve
          "nonsensical": "nonsensical_"}
 
 _MMLU = re.compile(r"^mmlu_paper_(?:(?P<set>specific|alpaca)_)?(?P<n>\d+)$")
-_BBL = re.compile(r"^bbl_(?P<task>[a-z0-9_]+?)_paper_(?:(?P<set>newly|nonsensical)_)?(?P<n>\d+)$")
+_BBL = re.compile(r"^bbl_(?P<task>[a-z0-9_]+?)_paper_(?:(?P<set>alpaca|newly|nonsensical)_)?(?P<n>\d+)$")
 
 
 def make_id(benchmark: str, set_name: str, n: int, task: str | None = None) -> str:

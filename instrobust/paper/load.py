@@ -173,7 +173,7 @@ def template_set(reader: Reader, block: dict, iid: str, entry: dict, paper_set: 
 
 
 def alpaca_set(reader: Reader, block: dict, iid: str, entry: dict, paper_set: str, *, benchmark: str,
-               task_type: str, question_var: str) -> Instruction:
+               task_type: str, question_var: str, bbl_task: str | None = None) -> Instruction:
     """One entry of a ``_UNOBSERVED_ALPACA_INSTRUCTIONS`` list in their Alpaca prompt."""
     path = reader.path(block["file"])
     items = configs.class_str_list(path, block["class"], block["list"])
@@ -196,9 +196,16 @@ def alpaca_set(reader: Reader, block: dict, iid: str, entry: dict, paper_set: st
                                    fields={"instruction": ("value", "paper_instruction"), "input": ("jinja", inner_src)})
     template, values = formats.to_jinja(wrap_text, wrap_plan, question_var, (), wrap["method"])
     prov = _provenance(reader, block, set=paper_set, list=block["list"], index=entry["index"], their_id=entry.get("their_id"))
+    if bbl_task:
+        prov["bbl_task"] = bbl_task
     ins = make("letters", id=iid, benchmark=benchmark, task_type=task_type, template=template,
                values={**values, **inner_values, "paper_instruction": instruction}, provenance=prov)
-    check_qa_template(ins)
+    if benchmark == "mmlu":
+        check_qa_template(ins)
+    else:
+        from instrobust.bbl import task_info
+
+        check_bbl_template(ins, task_type, bbl_task, option_counts=task_info(bbl_task).options)
     return ins
 
 
