@@ -176,3 +176,15 @@ def test_bbl_spread_is_per_task_then_averaged(tmp_path):
     # worst instruction: furthest below its task's mean on average (both are 0.1 below: the first wins)
     assert unobs["worst_instruction"] in ("bbl_strategyqa_unobs_01", "bbl_winowhy_unobs_01")
     assert unobs["best_instruction"] in ("bbl_strategyqa_unobs_02", "bbl_winowhy_unobs_02")
+
+
+def test_figure3_variants_are_observed_only_by_models_trained_on_their_collection(tmp_path):
+    variants = {"bbl_crash_blossom_var_closest_01": 0.7, "bbl_crash_blossom_var_negated_01": 0.5,
+                "bbl_crash_blossom_unobs_01": 0.4}
+    for i, model in enumerate(["google/flan-t5-xl", "HuggingFaceTB/SmolLM2-135M-Instruct"]):
+        write_run(tmp_path / "runs", model, variants, stamp=f"v{i}")
+    report = make_report([tmp_path / "runs"], tmp_path / "out", ReportConfig(n_boot=0), figures=False)
+    observed = {(v["label"], v["variant"]): v["observed"] for v in report["variants"]}
+    assert observed[("google/flan-t5-xl", "closest")] is True  # a Flan 2022 instruction, Flan-T5's collection
+    assert observed[("HuggingFaceTB/SmolLM2-135M-Instruct", "closest")] is False
+    assert not observed[("google/flan-t5-xl", "negated")]

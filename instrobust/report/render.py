@@ -82,7 +82,8 @@ def _model_rows(cells: dict[str, dict | None], cats: list[str], key: str, marks:
             mean_std(cells[c]["designer"], key) if not missing[c] and cells[c].get("designer") else "—" for c in cats])
     if known is not None:
         out.append(["Δ [interval]"] + [
-            "—" if missing[c] else arrow(cells[c]["delta"]) + interval(cells[c]["delta_ci"]) for c in cats])
+            "—" if missing[c] else arrow(cells[c]["delta"]) + interval(cells[c]["delta_ci"] or cells[c].get("delta_irt"))
+            for c in cats])
     return out
 
 
@@ -123,7 +124,8 @@ def _table3(report: dict, n_shot: int, key: str) -> list[str]:
                   "each collection is its own row. " + HOW_TO_SET_MD, ""]
     if footnotes:
         lines += ["Partial entries:", ""] + [f"- †{i}: {f}" for i, f in enumerate(footnotes, 1)] + [""]
-    lines += interval_lines([r.get("delta_ci") for r in rows3], report["config"]["confidence_level"])
+    lines += interval_lines([r.get("delta_ci") or r.get("delta_irt") for r in rows3],
+                            report["config"]["confidence_level"])
     notes = {r["delta_ci_note"] for r in rows3 if r.get("delta_ci_note") and r.get("delta_ci")}
     lines += [f"Note: {n}." for n in sorted(notes)] + ([""] if notes else [])
     return lines
@@ -213,8 +215,9 @@ def render_markdown(report: dict) -> str:
         lines += ["## Instruction variants (paper Figure 3)", "",
                   "Mean accuracy per variant, averaged over benchmark tasks (each task: mean over its "
                   "instructions of that variant). Closest and incorrect are instructions observed in training "
-                  "(the closest task's, and an inappropriate task's); negated, task designer, newly collected and "
-                  "nonsensical are not. The Observed column is the tasks' own metadata.", ""]
+                  "(the closest task's, and an inappropriate task's, from Flan 2022); negated, task designer, newly "
+                  "collected and nonsensical are not. Observed = from a collection this model was trained on (so for "
+                  "a model not trained on Flan 2022, closest and incorrect are not observed either).", ""]
         rows = [[r["label"], setting_label(r["n_shot"]), VARIANT_LABELS.get(r["variant"], r["variant"]),
                  "yes" if r["observed"] else "no", pct(r["mean"]), pct(r["std_over_benchmarks"]),
                  str(r["n_benchmarks"]) + (f" (missing: {', '.join(r['missing_benchmarks'])})"
