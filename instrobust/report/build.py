@@ -139,7 +139,9 @@ def _partial_reasons(sides: dict[str, tuple[list[Cell], tuple[str, ...]]], categ
         if not group:
             reasons.append(f"no {side} instructions" + (f" ({', '.join(collections)})" if side == "observed" else ""))
             continue
-        planned = sum((cfg.planned_counts or {}).get((category, c, n_shot), 0) for c in collections)
+        counts = cfg.planned_counts or {}
+        # k-shot tasks may be generated per setting (_<k>shot files) or run with --num_fewshot on the zero-shot ones
+        planned = sum(counts.get((category, c, n_shot), counts.get((category, c, 0), 0)) for c in collections)
         n = len({c.task for c in group})
         if planned and n < planned:
             reasons.append(f"{side}: {n} of {planned} planned task-instruction pairs")
