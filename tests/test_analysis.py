@@ -51,9 +51,18 @@ def test_unknown_task_name_is_a_clear_error():
         resolve_tasks(["mmlu_observed_p3", "mmlu_unobs_7"])
 
 
-def test_few_shot_task_is_refused():
-    with pytest.raises(AnalysisError, match="1-shot task.*use 'mmlu_unobs_07'"):
+def test_few_shot_is_never_analysed(tmp_path):
+    # one-shot runs are `--num_fewshot 1` on the zero-shot task names: there is no _1shot task to analyse
+    with pytest.raises(AnalysisError, match="unknown lm-eval task or group 'mmlu_unobs_07_1shot'.*mmlu_unobs_07"):
         resolve_tasks(["mmlu_unobs_07_1shot"])
+    # and their accuracies are not joined to the zero-shot prompt's representation
+    path = _lm_eval_results(tmp_path, {"u": 0.9})
+    data = json.loads(path.read_text())
+    data["n-shot"] = {"u": 1}
+    path.write_text(json.dumps(data))
+    _lm_eval_results(tmp_path, {"v": 0.4}, stamp="2026-02-01T00-00-00.000001")
+    acc = load_accuracies([tmp_path])
+    assert acc.acc == {"v": 0.4} and any("few-shot" in n for n in acc.notes)
 
 
 def test_task_set_without_observed_instructions_is_a_clear_error():

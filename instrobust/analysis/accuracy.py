@@ -88,7 +88,13 @@ def load_accuracies(paths: Sequence[str | Path]) -> Accuracies:
                 raise AnalysisError(f"{f}: not an lm-eval results file ({type(exc).__name__}: {exc})") from None
             models[str(_model_key(data))].append(str(f))
             files.append(str(f))
+            shots = data.get("n-shot") or {}
+            few_shot = sorted(t for t in results if isinstance(shots.get(t), int) and shots[t] > 0)
+            if few_shot:  # one-shot runs use --num_fewshot on the same task names: not the analysed prompt
+                notes.append(f"{f}: ignored {len(few_shot)} few-shot result(s) (n-shot > 0), e.g. {few_shot[0]}")
             for task, metrics in results.items():
+                if task in few_shot:
+                    continue
                 if isinstance(metrics, dict) and isinstance(metrics.get(ACC_KEY), (int, float)):
                     if task in acc and acc[task] != metrics[ACC_KEY]:
                         notes.append(f"{task}: {f} replaces the accuracy from {origin[task]}")
