@@ -128,12 +128,39 @@ def random_block(root: Path, rel: str, task: str) -> dict:
     return block
 
 
+def alpaca_methods_block(root: Path, rel: str, cls: str, task: str) -> dict | None:
+    """A binary-classification task's alpaca_unobservedN methods, as registered."""
+    table = configs.registered_methods(root / rel, cls, "Alpaca/Unobserved/")
+    if not table:
+        return None
+    tpl = "configs/processors/Alpaca_templates.py"
+    block = {"file": rel, "class": cls, "wrappers": {}, "classes": list(task_classes(task)), "methods": [], "refused": []}
+    for method in ("alpaca_template_with_input", "alpaca_template_without_input"):
+        text = configs.format_receiver(root / tpl, "AlpacaTemplates", method, "input_text")
+        block["wrappers"][method] = {"file": tpl, "class": "AlpacaTemplates", "method": method,
+                                     "target": "input_text", "sha256": sha256_text(text)}
+    reader = load.Reader(pins={"files": {rel: None, tpl: None}})
+    for their_id, method in table.items():
+        n = int(their_id.rsplit("/", 1)[1])
+        entry = {"method": method, "their_id": their_id, "n": n,
+                 "sha256": sha256_text(configs.source_of(root / rel, cls, method))}
+        try:
+            load.alpaca_method_set(reader, block, make_id("bbl", "alpaca", n, task), entry, "alpaca", benchmark="bbl",
+                                   task_type=TASKS[task].task_type, question_var="input", bbl_task=task)
+        except (DataError, TemplateRenderError) as exc:
+            block["refused"].append({"method": method, "their_id": their_id, "n": n,
+                                     "reason": str(exc).replace(str(root) + "/", "")})
+            continue
+        block["methods"].append(entry)
+    return block
+
+
 def alpaca_block(root: Path, rel: str, task: str | None = None) -> dict | None:
     cls = first_class(root / rel)
     try:
         items = configs.class_str_list(root / rel, cls, "_UNOBSERVED_ALPACA_INSTRUCTIONS")
     except DataError:
-        return None  # this task's Alpaca instructions are methods of their own, not a list
+        return alpaca_methods_block(root, rel, cls, task)  # methods of their own, not a list
     tpl = "configs/processors/Alpaca_templates.py"
 
     def receiver(method, target):

@@ -148,6 +148,26 @@ def test_fixture_method_that_rebuilds_the_item_for_its_helper():
     assert ins.answer_space.describe() == "labels (yes -> Y, no -> N)"
 
 
+def test_fixture_alpaca_method_reads_fstrings_of_plain_names_only():
+    from instrobust.paper.alpaca import read_alpaca_method
+
+    text = configs.format_receiver(FIX_ROOT / ALPACA, "AlpacaTemplates", "alpaca_template_with_input", "input_text")
+    block = {"file": STORIES, "class": "StrangeStoriesPreprocessor", "classes": ["yes", "no"],
+             "wrappers": {"alpaca_template_with_input": {
+                 "file": ALPACA, "class": "AlpacaTemplates", "method": "alpaca_template_with_input",
+                 "target": "input_text", "sha256": sha256_text(text)}}}
+    entry = {"method": "alpaca_unobserved1", "sha256": sha256_text(
+        configs.source_of(FIX_ROOT / STORIES, "StrangeStoriesPreprocessor", "alpaca_unobserved1"))}
+    ins = load.alpaca_method_set(fixture_reader(), block, "bbl_strange_stories_paper_alpaca_01", entry, "alpaca",
+                                 benchmark="bbl", task_type="bc", question_var="input", bbl_task="strange_stories")
+    doc = {"input": "Ann lost her cat.\nIs Ann sad?", "choices": ["yes", "no"], "letters": ["A", "B"], "answer": 0, "task": "t"}
+    assert render(ins, doc) == ("A made-up wrapper.\n\n## Task:\nRead and reply.\n\n## Data:\n"
+                                "Ann lost her cat. -- Is Ann sad? {braces}\n\n## Reply:")
+    assert ins.answer_space.kind == "options"
+    with pytest.raises(configs.Unreadable, match="alpaca_unobserved2.*f-string field that is not a plain name"):
+        read_alpaca_method(FIX_ROOT / STORIES, "StrangeStoriesPreprocessor", "alpaca_unobserved2")
+
+
 def test_planned_ids_need_no_upstream_file():
     ids = planned_ids("mmlu")
     assert [i for i in ids if i.count("_") == 2] == [f"mmlu_paper_{n:02d}" for n in range(1, 21)]
@@ -358,3 +378,20 @@ def test_alpaca_lists_in_their_alpaca_prompt(real):
     ins = get("bbl_novel_concepts_paper_alpaca_03")
     assert render(ins, doc) == their(class_list(rel)[index], doc["input"], doc["choices"])
     assert ins.answer_space.kind == "letters"
+
+
+def test_bbl_alpaca_method_with_an_fstring_matches_their_method(real):
+    from instrobust.bbl.data import bbl_pool
+    from instrobust.paper import get
+
+    rel = "configs/BBH/binary_classification/strange_stories.py"
+    method = next(n for n in ast.walk(ast.parse((real / rel).read_text(encoding="utf-8")))
+                  if isinstance(n, ast.FunctionDef) and n.name == "alpaca_unobserved2")
+    assigned = {ast.unparse(n.targets[0]): n.value for n in method.body if isinstance(n, ast.Assign)}
+    doc = bbl_pool("strange_stories").test[5]
+    context, question = doc["input"].split("\n", 1)  # their method, by hand
+    names = {"context": context, "question": question}
+    inputs = "".join(p.value if isinstance(p, ast.Constant) else names[p.value.id] for p in assigned["inputs"].values)
+    expected = _receiver(real / ALPACA, "alpaca_template_with_input").format(
+        instruction=ast.literal_eval(assigned["instruction"]), input=inputs)
+    assert render(get("bbl_strange_stories_paper_alpaca_02"), doc) == expected

@@ -103,9 +103,10 @@ def _build(reader, benchmark: str, name: str, block: dict, entry: dict, task: st
         if name == "alpaca":
             return load.alpaca_set(reader, block, iid, entry, name, **kw)
         return load.template_set(reader, block, iid, entry, name, **kw)
-    if name == "alpaca":
-        return load.alpaca_set(reader, block, iid, entry, name, benchmark="bbl", task_type=task_info(task).task_type,
-                               question_var="input", bbl_task=task)
+    if name == "alpaca":  # a list (QA / MC tasks) or methods (BC tasks) of their Alpaca instructions
+        build = load.alpaca_set if "list" in block else load.alpaca_method_set
+        return build(reader, block, iid, entry, name, benchmark="bbl", task_type=task_info(task).task_type,
+                     question_var="input", bbl_task=task)
     if name == "nonsensical":
         return load.random_set(reader, block, iid, entry, name, benchmark="bbl", task_type=task_info(task).task_type,
                                question_var="input", bbl_task=task)

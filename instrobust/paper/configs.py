@@ -67,6 +67,24 @@ def source_of(path: Path, cls: str, name: str) -> str:
     return ast.get_source_segment(text, find_method(path, cls, name))
 
 
+def template_str(node: ast.AST, where: str) -> str:
+    """A ``str.format`` template from a literal, or from an f-string whose replacement fields are
+    plain names (``f"Q: {question}"`` reads as ``"Q: {question}"``; literal braces are doubled).
+    An f-string with any other expression, conversion or format spec is refused."""
+    if not isinstance(node, ast.JoinedStr):
+        return literal_str(node, where)
+    out = []
+    for part in node.values:
+        if isinstance(part, ast.Constant):
+            out.append(part.value.replace("{", "{{").replace("}", "}}"))
+        elif isinstance(part, ast.FormattedValue) and isinstance(part.value, ast.Name) \
+                and part.conversion == -1 and part.format_spec is None:
+            out.append("{" + part.value.id + "}")
+        else:
+            raise Unreadable(f"{where} builds its text with an f-string field that is not a plain name")
+    return "".join(out)
+
+
 def literal_str(node: ast.AST, where: str) -> str:
     """A string literal (implicit concatenation and ``"a" + "b"`` of literals included)."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -273,4 +291,16 @@ def registered_list_entries(path: Path, cls: str, list_name: str) -> dict[str, i
             if isinstance(node, ast.Subscript) and ast.unparse(node.value) == f"self.{list_name}" \
                     and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int):
                 out[stmt.targets[0].slice.value] = node.slice.value
+    return out
+
+
+def registered_methods(path: Path, cls: str, prefix: str) -> dict[str, str]:
+    """Their instruction id -> method, from ``self.instr2preprocessor["<id>"] = self.<method>``
+    lines of ``add_unobserved_instructions`` whose id starts with ``prefix``."""
+    out = {}
+    for stmt in find_method(path, cls, "add_unobserved_instructions").body:
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Subscript) \
+                and isinstance(stmt.targets[0].slice, ast.Constant) and isinstance(stmt.value, ast.Attribute) \
+                and ast.unparse(stmt.value.value) == "self" and str(stmt.targets[0].slice.value).startswith(prefix):
+            out[stmt.targets[0].slice.value] = stmt.value.attr
     return out

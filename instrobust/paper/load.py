@@ -209,6 +209,40 @@ def alpaca_set(reader: Reader, block: dict, iid: str, entry: dict, paper_set: st
     return ins
 
 
+def alpaca_method_set(reader: Reader, block: dict, iid: str, entry: dict, paper_set: str, *, benchmark: str,
+                      task_type: str, question_var: str, bbl_task: str) -> Instruction:
+    """One ``alpaca_unobservedN`` method of a binary-classification task (instrobust.paper.alpaca)."""
+    from instrobust.bbl import task_info
+    from instrobust.paper.alpaca import read_alpaca_method
+
+    path = reader.path(block["file"])
+    where = f"{block['file']}: {block['class']}.{entry['method']}"
+    reader.check(configs.source_of(path, block["class"], entry["method"]), entry["sha256"], where)
+    method = read_alpaca_method(path, block["class"], entry["method"])
+    wrap = block["wrappers"][method.wrapper]
+    wrap_text = configs.format_receiver(reader.path(wrap["file"]), wrap["class"], wrap["method"], wrap["target"])
+    reader.check(wrap_text, wrap["sha256"], f"{wrap['file']}: {wrap['class']}.{wrap['method']}")
+    plan = method.plan
+    space = plan.answer_space if plan.answer_space != "labels" else \
+        label_space(plan, tuple(block.get("classes", ())), where)
+    slots, values = {}, {}
+    for field, text, prefix in (("instruction", method.instruction, "paper_instruction"),
+                                ("input", method.inputs, "paper_input")):
+        if text is not None:
+            source, vals = formats.to_jinja(text, plan, question_var, (), where, prefix=prefix)
+            slots[field], values = ("jinja", source), {**values, **vals}
+    template, wrap_values = formats.to_jinja(wrap_text, formats.HelperPlan(wrap["method"], fields=slots),
+                                             question_var, (), where)
+    prov = _provenance(reader, block, set=paper_set, method=entry["method"], their_id=entry.get("their_id"),
+                       bbl_task=bbl_task)
+    ins = make(space, id=iid, benchmark=benchmark, task_type=task_type, template=template,
+               values={**wrap_values, **values}, provenance=prov)
+    sentinel, parts = formats.sentinel_input(method.instruction + (method.inputs or ""), plan)
+    check_bbl_template(ins, task_type, bbl_task, input_text=sentinel, input_parts=parts,
+                       option_counts=task_info(bbl_task).options)
+    return ins
+
+
 def random_digest(path: Path, cls: str, method: str, text: str) -> str:
     """sha256 of a random_instruction method: its source and the list entry it shows."""
     return sha256_text(configs.source_of(path, cls, method) + "\x00" + text)
