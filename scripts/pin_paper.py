@@ -215,7 +215,7 @@ def main() -> int:
     header = ("# The paper collection: which pieces of the authors' InstructionEval configs we read (pinned\n"
               "# by sha256; their text is read at run time, never stored here). Written by\n"
               "# scripts/pin_paper.py from the offline copy; see docs/paper-collection.md.\n")
-    load.SPEC_PATH.write_text(header + yaml.safe_dump(pins, sort_keys=False, width=110), encoding="utf-8")
+    load.SPEC_PATH.write_text(header + yaml.safe_dump(pins, sort_keys=False, width=160, default_flow_style=None), encoding="utf-8")
     n = sum(len(b.get("methods", b.get("entries", []))) for s in out.values() for b in _blocks(s))
     r = sum(len(b.get("refused", [])) for s in out.values() for b in _blocks(s))
     print(f"pinned {n} instructions ({r} refused) from {len(used)} files in {load.SPEC_PATH}")
