@@ -47,13 +47,29 @@ P3_ADAPTERS = {
 
 # Pinned upstream files: sources.yaml (MMLU and shared) and bbl_sources.yaml (BIG-bench Lite).
 SOURCE_FILES = ("sources.yaml", "bbl_sources.yaml")
+# Another folder laid out like templates/observed/ (same references, other pins): how the tests
+# load their own fixture text on a machine without the real upstream files. Explicit, never
+# implied by a data directory, so a data folder cannot change what its own text is checked against.
+REFERENCES_ENV = "INSTROBUST_REFERENCES_DIR"
+
+
+def references_dir() -> Path:
+    import os
+
+    value = os.environ.get(REFERENCES_ENV)
+    if not value:
+        return TEMPLATES_DIR / "observed"
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise DataError(f"{REFERENCES_ENV}={value!r} is not a directory (a copy of templates/observed/)")
+    return path
 
 
 @functools.lru_cache(maxsize=1)
 def upstream_files() -> dict[str, UpstreamFile]:
     out = {}
     for filename in SOURCE_FILES:
-        path = TEMPLATES_DIR / "observed" / filename
+        path = references_dir() / filename
         if not path.is_file():
             continue
         for name, s in (yaml.safe_load(path.read_text()) or {}).items():
@@ -65,7 +81,7 @@ def upstream_files() -> dict[str, UpstreamFile]:
 
 
 def reference_spec(benchmark: str) -> dict[str, Any]:
-    path = TEMPLATES_DIR / "observed" / f"{benchmark}.yaml"
+    path = references_dir() / f"{benchmark}.yaml"
     if not path.is_file():
         return {}
     return yaml.safe_load(path.read_text())

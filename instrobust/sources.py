@@ -45,6 +45,9 @@ class UpstreamFile:
     fmt: str
     offline: tuple[OfflineCopy, ...] = ()
     sha256: str | None = None
+    # The id git gives the file's content (`git ls-tree <commit>`): checkable against the
+    # upstream repository itself, where a sha256 may only be known from a third party.
+    git_blob_sha1: str | None = None
     licence: str = ""
     # Released archives (a PyPI sdist) instead of a raw file: the URL and the member inside it.
     archive_url: str | None = None
@@ -67,6 +70,16 @@ class LocalCopy:
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def git_blob_sha1(path: Path) -> str:
+    """Git's object id for the file's content: sha1 of ``blob <size>\0<content>``."""
+    path = Path(path)
+    h = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
@@ -181,17 +194,19 @@ class SourceResolver:
 
     @staticmethod
     def _verify(source: UpstreamFile, path: Path, cleanup: bool = False) -> None:
-        if source.sha256 is None:
-            return
-        got = sha256_file(path)
-        if got != source.sha256:
-            if cleanup:
-                path.unlink(missing_ok=True)
-            raise ChecksumError(
-                f"{path}: sha256 {got} does not match the pinned {source.sha256} for "
-                f"{source.repo}@{source.commit[:12]}:{source.path} ({source.name}). The file was "
-                f"changed or is a different version; replace it with the pinned upstream file."
-            )
+        for kind, pinned, digest in (("sha256", source.sha256, sha256_file),
+                                     ("git blob id", source.git_blob_sha1, git_blob_sha1)):
+            if pinned is None:
+                continue
+            got = digest(path)
+            if got != pinned:
+                if cleanup:
+                    path.unlink(missing_ok=True)
+                raise ChecksumError(
+                    f"{path}: {kind} {got} does not match the pinned {pinned} for "
+                    f"{source.repo}@{source.commit[:12]}:{source.path} ({source.name}). The file was "
+                    f"changed or is a different version; replace it with the pinned upstream file."
+                )
 
 
 def _extract_member(archive: bytes, member: str) -> bytes:

@@ -56,12 +56,25 @@ def test_cloze_variant_scores_option_texts(tiny_t5, task_manager):
     assert out["configs"]["mmlu_cloze_obs_p3_02"]["metadata"]["collection"] == "p3"
 
 
-def test_skipped_collection_fails_with_a_clear_message(tiny_t5, task_manager):
-    with pytest.raises(UnknownInstructionError, match=r"mmlu_obs_alpaca_01.*alpaca_data.*not in the offline"):
-        lm_eval.simple_evaluate(
-            model="hf", model_args=f"pretrained={tiny_t5}", tasks=["mmlu_obs_alpaca_01"], limit=1,
-            task_manager=task_manager, device="cpu",
-        )
+def test_skipped_collection_fails_with_a_clear_message(tiny_t5, task_manager, data_dir, tmp_path, monkeypatch):
+    from instrobust import harness
+
+    # a data folder like data_dir without the Alpaca file
+    (tmp_path / "observed_sources").mkdir()
+    (tmp_path / "mmlu").symlink_to(data_dir / "mmlu")
+    for entry in (data_dir / "observed_sources").iterdir():
+        if entry.name != "alpaca":
+            (tmp_path / "observed_sources" / entry.name).symlink_to(entry)
+    monkeypatch.setenv("INSTROBUST_DATA_DIR", str(tmp_path))
+    harness.bank_for.cache_clear()
+    try:
+        with pytest.raises(UnknownInstructionError, match=r"mmlu_obs_alpaca_01.*alpaca_data.*not in the offline"):
+            lm_eval.simple_evaluate(
+                model="hf", model_args=f"pretrained={tiny_t5}", tasks=["mmlu_obs_alpaca_01"], limit=1,
+                task_manager=task_manager, device="cpu",
+            )
+    finally:
+        harness.bank_for.cache_clear()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("lm_eval.tasks.instrobust") is None,

@@ -105,9 +105,9 @@ def invert(inputs: str, choices: list[str], fmt: HubFormat, where: str) -> tuple
 
 @functools.lru_cache(maxsize=1)
 def pinned_formats() -> dict[str, HubFormat]:
-    from instrobust.observed import TEMPLATES_DIR
+    from instrobust.observed import references_dir
 
-    path = TEMPLATES_DIR / "observed" / FORMATS_FILE
+    path = references_dir() / FORMATS_FILE
     if not path.is_file():
         return {}
     data = yaml.safe_load(path.read_text()) or {}
