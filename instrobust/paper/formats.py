@@ -60,10 +60,6 @@ def read_helper(path: Path, cls: str, name: str) -> HelperPlan:
         raise Unreadable(f"{where}: expected (self, item[, template]) parameters, got {params}")
     item, tpl = params[1], (params[2] if len(params) == 3 else None)
 
-    def is_item(node, key):
-        return (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == item
-                and isinstance(node.slice, ast.Constant) and node.slice.value == key)
-
     def item_key(node):
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == item \
                 and isinstance(node.slice, ast.Constant):
