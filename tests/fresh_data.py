@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from instrobust.sources import sha256_file
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 SDIST_DIR = Path(os.environ.get("INSTROBUST_TEST_SDISTS", Path.home() / ".cache" / "instrobust" / "sdists"))
@@ -30,14 +32,6 @@ SDISTS = {  # file name -> sha256 of the file PyPI serves
     "promptsource-0.2.3.tar.gz": "f106c889778a0fe5590e7183904bf964e1a01691c8a29451e44f3df5ddef05f5",
 }
 FIXTURE_SOURCES = FIXTURES / "observed_sources"
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def missing() -> list[str]:
@@ -162,7 +156,7 @@ def assemble() -> Path:
     if (root / ".complete").is_file():
         return root
     for name, digest in SDISTS.items():
-        if _sha256_file(SDIST_DIR / name) != digest:
+        if sha256_file(SDIST_DIR / name) != digest:
             raise RuntimeError(f"{SDIST_DIR / name}: sha256 differs from the pinned {digest}")
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=CACHE, prefix=".building-"))
