@@ -66,10 +66,10 @@ def test_few_shot_is_never_analysed(tmp_path):
 
 
 def test_task_set_without_observed_instructions_is_a_clear_error():
-    with pytest.raises(AnalysisError, match="no observed instructions to compare to on 'mmlu'.*mmlu_observed_p3"):
+    with pytest.raises(AnalysisError, match="no observed instructions to compare to on 'mmlu'.*mmlu_observed_flan2022"):
         check_comparable(resolve_tasks(["mmlu_unobs_01", "mmlu_unobs_02"]))
     # Observed MMLU does not help a BBL pool: comparisons are on the same examples.
-    with pytest.raises(AnalysisError, match="on 'winowhy'.*bbl_winowhy_observed"):
+    with pytest.raises(AnalysisError, match="on 'winowhy'.*bbl_winowhy_observed_flan2022"):
         check_comparable(resolve_tasks(["mmlu_observed_p3", "mmlu_unobs_01", "bbl_winowhy_unobs_01"]))
     with pytest.raises(AnalysisError, match="no unobserved instructions"):
         check_comparable(resolve_tasks(["mmlu_observed_p3"]))

@@ -211,7 +211,7 @@ def build_rows(tasks: Sequence[AnalysisTask], n_examples: int, seed: int) -> tup
             except UnknownInstructionError as exc:  # it names the collection that could not be loaded
                 raise AnalysisError(
                     f"task {t.name!r}: {exc} Leave out the tasks of collections that are not loaded "
-                    f"(e.g. mmlu_observed_flan2022,mmlu_observed_p3 instead of mmlu_observed).") from None
+                    f"(e.g. mmlu_observed_flan2022,mmlu_observed_p3 instead of mmlu_observed_all).") from None
             for d in doc_ids:
                 rows.append(Row(t.name, t.instruction, source, d))
                 prompts.append(render(ins, docs[d]))

@@ -145,7 +145,7 @@ def check_comparable(tasks: Sequence[AnalysisTask]) -> None:
             "add an unobserved group such as mmlu_unobserved")
     for source, group in by_source.items():
         if any(not t.observed for t in group) and not any(t.observed for t in group):
-            example = "mmlu_observed_p3" if source == "mmlu" else f"bbl_{source}_observed"
+            example = "mmlu_observed_flan2022" if source == "mmlu" else f"bbl_{source}_observed_flan2022"
             raise AnalysisError(
                 f"no observed instructions to compare to on {source!r}: the tasks given for it "
                 f"({_names(group)}) are all unobserved; add an observed task or group such as {example}")

@@ -304,7 +304,10 @@ def sign_flip_test(diffs: Sequence[np.ndarray], weights: Sequence[float], n_perm
 
 
 def mcnemar(base: Sequence[float], other: Sequence[float]) -> dict:
-    """Exact McNemar test on paired 0/1 scores: is ``other`` right where ``base`` is wrong more often than not?"""
+    """Exact McNemar test on paired 0/1 scores: is ``other`` right where ``base`` is wrong more often than not?
+
+    Valid for independent pairs only. The report no longer uses it for adapter vs base: pooled
+    (instruction x item) pairs share their item (see ``sign_flip_test``); kept for comparison."""
     from scipy.stats import binomtest
 
     a = np.asarray(base, dtype=float)
