@@ -213,6 +213,8 @@ class InstructionBank:
     """All instructions for one benchmark, plus the collections that could not be loaded."""
 
     def __init__(self, instructions: Iterable[Instruction], skipped: Mapping[str, str] | None = None):
+        """``skipped`` maps a collection none of whose instructions could be loaded, or a single
+        instruction id (its upstream file or text missing or changed), to why."""
         self._by_id: dict[str, Instruction] = {}
         for ins in instructions:
             if ins.id in self._by_id:
@@ -256,6 +258,11 @@ class InstructionBank:
             return self._by_id[instruction_id]
         except KeyError:
             import difflib
+
+            if instruction_id in self.skipped:
+                raise UnknownInstructionError(
+                    f"instruction {instruction_id!r} could not be loaded: {self.skipped[instruction_id]}"
+                ) from None
 
             close = difflib.get_close_matches(instruction_id, self._by_id, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""

@@ -54,10 +54,11 @@ def _render(args) -> int:
         if args.choices:
             print(f"# scored choices ({space.describe()}; {space.rule}): " + " | ".join(choices))
         return 0
+    ins = instruction(args.instruction)  # an unknown id fails before any data is looked for
     rows = mmlu_split(args.split)
     if not 0 <= args.index < len(rows):
         raise InstrobustError(f"--index {args.index} is outside the {args.split} split (0..{len(rows) - 1})")
-    print(render(instruction(args.instruction), rows[args.index]))
+    print(render(ins, rows[args.index]))
     return 0
 
 

