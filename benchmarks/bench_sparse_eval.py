@@ -51,7 +51,7 @@ def pick_instructions(n_obs: int, n_unobs: int) -> tuple[list[str], list[str]]:
         step = len(ids) / k
         return [ids[int(i * step)] for i in range(k)]
 
-    return spaced(available_members("mmlu_observed"), n_obs), spaced(available_members("mmlu_unobserved"), n_unobs)
+    return spaced(available_members("mmlu_observed_all"), n_obs), spaced(available_members("mmlu_unobserved"), n_unobs)
 
 
 def cache_path(scoring: str, n_items: int, obs: list[str], unobs: list[str]) -> Path:
@@ -68,7 +68,7 @@ def run_full(args) -> int:
 
     obs, unobs = pick_instructions(args.obs, args.unobs)
     prefix = "mmlu_cloze" if args.scoring == "cloze" else "mmlu"
-    tasks = {iid: iid.replace("mmlu", prefix, 1) + "_b1" for iid in obs + unobs}
+    tasks = {iid: iid.replace("mmlu", prefix, 1) for iid in obs + unobs}
     path = cache_path(args.scoring, args.items, obs, unobs)
     CACHE.mkdir(parents=True, exist_ok=True)
     done: dict[str, set[int]] = {iid: set() for iid in tasks}
@@ -87,8 +87,8 @@ def run_full(args) -> int:
     t0 = time.time()
     lm = HFLM(pretrained=str(smollm2_dir()), gguf_file=GGUF_FILE, batch_size=args.batch_size, device="cpu")
     t_load = time.time() - t0
-    # only our sparse MMLU tasks need indexing (their base YAMLs are found through `include:`)
-    tm = lm_eval.tasks.TaskManager(include_path=str(REPO / "lm_eval_tasks" / "sparse" / "mmlu"), include_defaults=False,
+    # only our MMLU tasks need indexing; the sparse keys are run-time metadata on them
+    tm = lm_eval.tasks.TaskManager(include_path=str(REPO / "lm_eval_tasks" / "mmlu"), include_defaults=False,
                                    metadata={"sparse_budget": "all", "sparse_n_items": args.items})
     print(f"model loaded in {t_load:.0f}s; task index in {time.time() - t0 - t_load:.0f}s", flush=True)
     start = time.time()
