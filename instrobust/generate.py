@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from instrobust import paper
 from instrobust.observed import planned_ids
 from instrobust.unobserved import unobserved_dir
 
@@ -43,13 +44,19 @@ class MMLUTask:
 
     name: str
     instruction: str
-    collection: str  # flan2022 / alpaca / p3 / unobserved
+    collection: str  # flan2022 / alpaca / p3 / unobserved / paper
     scoring: str     # letter / cloze
+
+    @property
+    def observed(self) -> bool:
+        return self.collection not in ("unobserved", "paper")
 
     @property
     def design_group(self) -> str:
         """The collection group: the instructions that split the pool in a budgeted run."""
         prefix = VARIANTS[self.scoring]["prefix"]
+        if self.collection == "paper":  # mmlu_paper, mmlu_paper_specific, mmlu_paper_alpaca
+            return self.name.rsplit("_", 1)[0]
         return f"{prefix}_unobserved" if self.collection == "unobserved" else f"{prefix}_observed_{self.collection}"
 
 
@@ -63,6 +70,9 @@ def mmlu_tasks() -> list[MMLUTask]:
     for scoring, v in VARIANTS.items():
         for collection, ids in [*planned_ids("mmlu").items(), ("unobserved", mmlu_unobserved_ids())]:
             out += [MMLUTask(iid.replace("mmlu", v["prefix"], 1), iid, collection, scoring) for iid in ids]
+    # the authors' own instructions (instrobust.paper), scored as they scored them: on the letters;
+    # their 20 general ones and their Alpaca list (the subject-naming "specific" set has no tasks)
+    out += [MMLUTask(p.id, p.id, "paper", "letter") for p in paper.planned("mmlu") if p.set != "specific"]
     return out
 
 
@@ -72,7 +82,7 @@ def mmlu_groups() -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {}
     for t in mmlu_tasks():
         groups.setdefault(t.design_group, []).append(t.name)
-        if t.collection != "unobserved":
+        if t.observed:
             groups.setdefault(f"{VARIANTS[t.scoring]['prefix']}_observed_all", []).append(t.name)
     return groups
 
@@ -118,7 +128,7 @@ def mmlu_files() -> dict[str, str]:
     files = {}
     for t in mmlu_tasks():
         files[f"mmlu/{t.name}.yaml"] = task_yaml(t.name, t.instruction, {
-            "collection": t.collection, "observed": t.collection != "unobserved", "scoring": t.scoring,
+            "collection": t.collection, "observed": t.observed, "scoring": t.scoring,
             "sparse_group": t.design_group, "sparse_seed": 0},
             shared_keys("cais/mmlu", "load_mmlu", "dev", option_texts=t.scoring == "cloze"))
     for group, tasks in mmlu_groups().items():
@@ -135,6 +145,7 @@ def bbl_files() -> dict[str, str]:
     for s in task_specs():
         meta = {"collection": s.collection, "observed": s.observed, "scoring": "cloze", "task_type": s.task_type,
                 "bbl_task": s.bbl_task, **({"variant": s.variant} if s.variant else {}),
+                **({"paper_set": s.paper_set} if s.paper_set else {}),
                 "sparse_group": s.design_group, "sparse_seed": 0}
         # beside bbl/utils.py: lm-eval resolves `!function utils.x` in the YAML's own folder
         files[f"bbl/{s.name}.yaml"] = task_yaml(s.name, s.instruction, meta, keys)

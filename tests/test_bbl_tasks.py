@@ -33,8 +33,9 @@ def test_one_file_per_task_and_group_and_nothing_else(generated):
     tasks = [cfg["task"] for cfg in generated.values() if "task" in cfg and "group" not in cfg]
     groups = [cfg["group"] for cfg in generated.values() if "group" in cfg]
     assert len(tasks) == len(set(tasks)) == len(task_specs()) + len(generate.mmlu_tasks())
-    assert len(generate.mmlu_tasks()) == 2 * (83 + 24)  # (observed + unobserved) x (letter, cloze)
-    assert len(groups) == len(group_members()) + len(generate.mmlu_groups()) == 105 + 10
+    # (observed + unobserved) x (letter, cloze), and the paper's 20 general + 33 Alpaca ones (letters)
+    assert len(generate.mmlu_tasks()) == 2 * (83 + 24) + 20 + 33
+    assert len(groups) == len(group_members()) + len(generate.mmlu_groups()) == 105 + 10 + 30 + 2  # + paper groups
     assert len(generated) == len(tasks) + len(groups) and all(rel.endswith(".yaml") for rel in generated)
     # one-shot is --num_fewshot 1 and a budget is --metadata, not a twin file per task
     assert not [n for n in tasks + groups if n.endswith(("_1shot", "_b1", "_b2", "_b4", "_b8"))]

@@ -319,7 +319,7 @@ def test_lm_eval_runs_mmlu_paper_03_with_their_prompt(real, task_manager, tiny_l
     if "mmlu_paper_03" not in task_manager.all_tasks:
         pytest.skip("lm_eval_tasks has no paper tasks yet (python -m instrobust.generate adds them)")
     out = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={tiny_llama}", tasks=["mmlu_paper_03"],
-                                  task_manager=task_manager, limit=2, log_samples=True)
+                                  task_manager=task_manager, limit=2, log_samples=True, device="cpu")
     sample = out["samples"]["mmlu_paper_03"][0]
     expected = _their_mmlu_prompt(_their_template(real / GENERAL, "unobserved3"), mmlu_split("test")[sample["doc_id"]])
     assert sample["arguments"][0][0] == expected

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from instrobust import paper
 from instrobust.bbl import BBL14, BBL_TYPES, TASKS, VARIANT_TASKS, VARIANTS
 from instrobust.bbl.instructions import OBSERVED_COLLECTIONS, planned_observed_ids, planned_variant_ids, unobserved_files
 
@@ -31,9 +32,10 @@ class TaskSpec:
     name: str          # zero-shot task name
     instruction: str   # instruction id
     bbl_task: str
-    collection: str    # flan2022 / alpaca / p3 / unobserved / designer / negated / nonsensical
+    collection: str    # flan2022 / alpaca / p3 / unobserved / designer / negated / nonsensical / paper
     observed: bool
     variant: str | None = None
+    paper_set: str | None = None  # collection paper: unobserved (their 10 per task) / newly / nonsensical
 
     @property
     def task_type(self) -> str:
@@ -44,6 +46,8 @@ class TaskSpec:
         """The instructions that split this BBL task's pool in a budgeted run (one collection)."""
         if self.variant is not None:
             return f"bbl_{self.bbl_task}_variant_{self.variant}"
+        if self.collection == "paper":  # bbl_<task>_paper, bbl_<task>_paper_newly, ..._nonsensical
+            return self.name.rsplit("_", 1)[0]
         side = f"observed_{self.collection}" if self.observed else self.collection
         return f"bbl_{self.bbl_task}_{side}"
 
@@ -69,6 +73,10 @@ def task_specs() -> list[TaskSpec]:
                 for iid in planned.get(variant, []):
                     collection = {"closest": "flan2022", "incorrect": "flan2022"}.get(variant, variant)
                     out.append(TaskSpec(iid, iid, task, collection, variant in ("closest", "incorrect"), variant))
+    # the authors' own instructions (instrobust.paper), after ours: their 10 per task and their
+    # Figure-3 sets (their per-task Alpaca instructions are in the bank, without task files)
+    out += [TaskSpec(p.id, p.id, p.bbl_task, "paper", False, paper_set=p.set)
+            for p in paper.planned("bbl") if p.set != "alpaca"]
     return out
 
 
@@ -82,7 +90,7 @@ def group_members() -> dict[str, list[str]]:
 
     core = [s for s in specs if s.variant is None]
     for s in core:  # per BBL task (all 19 have unobserved instructions, the 14 have observed ones)
-        if s.observed or s.collection == "unobserved":
+        if s.observed or s.collection in ("unobserved", "paper"):
             add(s.design_group, s.name)
     for s in core:
         if s.observed:
@@ -94,6 +102,8 @@ def group_members() -> dict[str, list[str]]:
                 add(f"bbl_{task_type}_observed_{s.collection}", s.name)
             elif s.collection in ("unobserved", "designer"):
                 add(f"bbl_{task_type}_{s.collection}", s.name)
+            elif s.paper_set == "unobserved":  # the authors' 10 per task
+                add(f"bbl_{task_type}_paper", s.name)
         for s in (s for s in in14 if s.task_type == task_type and s.observed):
             add(f"bbl_{task_type}_observed_all", s.name)
     for collection in OBSERVED_COLLECTIONS:
@@ -103,6 +113,8 @@ def group_members() -> dict[str, list[str]]:
     for s in in14:
         if s.collection in ("unobserved", "designer"):
             add(f"bbl_{s.collection}", s.name)
+        elif s.paper_set == "unobserved":
+            add("bbl_paper", s.name)
     for s in in14:
         if s.observed:
             add("bbl_observed_all", s.name)
