@@ -404,11 +404,11 @@ def render_estimate_section(block: dict, labels: dict[str, str]) -> list[str]:
              g["category"], f"{100 * g['estimate']:+.1f} [{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]",
              f"{100 * g['naive']:+.1f}"] for g in block["deltas"]])
     lines += ["Fits:", ""]
-    lines += _table(["Model", "Category", "Benchmark", "instructions", "items", "answers", "budget (obs / unobs runs)",
+    lines += _table(["Model", "Category", "Benchmark", "instructions", "items", "answers", "budget per side (runs)",
                      "tau_u", "tau_b"], [
         [labels.get(f["model"], f["model"]), f["category"], f["benchmark"], str(f["n_instructions"]),
          str(f["n_items"]), str(f["n_observations"]),
-         " / ".join(f"{v:.2f}" for v in f["effective_budget"].values()), f"{f['tau_u']:.3f}", f"{f['tau_b']:.3f}"]
+         ", ".join(f"{k} {v:.2f}" for k, v in f["effective_budget"].items()), f"{f['tau_u']:.3f}", f"{f['tau_b']:.3f}"]
         for f in block["fits"]])
     lines += ["Per instruction (estimated accuracy over all items; naive = its own items only):", ""]
     lines += _table(["Model", "Category", "Task", "Collection", "items seen", f"estimate [{level}%]", "naive [Wilson]"], [
