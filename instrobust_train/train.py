@@ -87,11 +87,14 @@ def train(
     is_encoder_decoder = bool(load_base_config(model_cfg.base).is_encoder_decoder)
     soft_prompt_type = prompt_cfg.resolved_type(is_encoder_decoder) if args.trains_soft_prompt else None
     identity = run_identity(model_cfg, data_cfg, prompt_cfg, args, soft_prompt_type)
+    # Before the text log exists: a refused resume must not leave a train.log that marks the folder as a run.
+    resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
+    if resume is not None:
+        check_resume(resume, identity)
     handler = _setup_logging(args)
     try:
-        resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
         if resume is not None:
-            check_resume(resume, identity)
+            log.info("resuming from %s (its run_config.json matches this run's options)", resume)
         examples = attach_paraphrases(load_examples(data_cfg), data_cfg.paraphrases, data_cfg.max_paraphrases)
         model, tokenizer = load_base(model_cfg)
         peft_config = soft_prompt_peft_config(model, prompt_cfg) if args.trains_soft_prompt else None

@@ -50,6 +50,12 @@ def test_an_output_dir_holding_another_run_is_refused_unless_overwritten(tiny_t5
         train(*_configs(tiny_t5, out, overwrite_output_dir=True, resume_from_checkpoint="last"))
 
 
+def test_resuming_a_folder_without_checkpoints_fails_without_writing_there(tiny_t5, tmp_path):
+    with pytest.raises(CheckpointError, match=r"--resume_from_checkpoint last: no checkpoint-\* folder in"):
+        train(*_configs(tiny_t5, tmp_path / "fresh", resume_from_checkpoint="last"))
+    assert not (tmp_path / "fresh").exists()  # no train.log left behind to mark it as a run
+
+
 def test_a_folder_of_other_files_is_never_cleared(tiny_t5, tmp_path, capsys):
     foreign = tmp_path / "mine"
     foreign.mkdir()
