@@ -188,3 +188,22 @@ def test_figure3_variants_are_observed_only_by_models_trained_on_their_collectio
     assert observed[("google/flan-t5-xl", "closest")] is True  # a Flan 2022 instruction, Flan-T5's collection
     assert observed[("HuggingFaceTB/SmolLM2-135M-Instruct", "closest")] is False
     assert not observed[("google/flan-t5-xl", "negated")]
+
+
+def test_the_papers_own_instructions_are_rows_of_their_own(tmp_path):
+    """Collection `paper` (the authors' unobserved sets): never observed, never pooled with ours, its
+    Alpaca-prompt set apart, and its Figure-3 variant sets outside Table 3."""
+    tasks = {"mmlu_obs_flan2022_01": 0.5, "mmlu_unobs_01": 0.45, "mmlu_paper_01": 0.42, "mmlu_paper_02": 0.44,
+             "mmlu_paper_alpaca_01": 0.2, "bbl_conceptual_combinations_obs_flan2022_01": 0.6,
+             "bbl_conceptual_combinations_unobs_01": 0.5, "bbl_conceptual_combinations_paper_01": 0.55,
+             "bbl_conceptual_combinations_paper_newly_01": 0.3}
+    write_run(tmp_path / "runs", "google/flan-t5-xl", tasks)
+    report = make_report([tmp_path / "runs"], tmp_path / "out", ReportConfig(n_boot=0), figures=False)
+    mmlu = _mmlu_row(report, "google/flan-t5-xl")
+    assert mmlu["delta"] == pytest.approx(-0.05)  # ours vs Flan 2022 only
+    assert mmlu["other"]["paper"]["mean"] == pytest.approx(0.43) and mmlu["other"]["paper_alpaca"]["mean"] == 0.2
+    qa = next(r for r in report["table3"] if r["category"] == "BBL-QA")
+    assert qa["other"]["paper"]["n_instructions"] == 1  # the newly-collected variant is not in Table 3
+    assert "paper_newly" in {v["variant"] for v in report["variants"]}
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "|  | the paper's unobserved | 43.0 ± 1.0 (n=2) |" in md

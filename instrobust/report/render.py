@@ -1,15 +1,18 @@
 """report.md from the report dict: the paper's tables first, then what the paper did not report."""
 from __future__ import annotations
 
-from instrobust.report.tasks import setting_label
+from instrobust.report.tasks import OBSERVED_COLLECTIONS, setting_label
 
 HOW_TO_SET_MD = ("Set it with `instrobust report --observed 'NAME=COLLECTION'` (collections: flan2022, alpaca, p3), "
                  "e.g. `--observed 'my-model*=flan2022'`.")
 
 
-VARIANT_LABELS = {"designer": "task designer", "unobserved": "newly collected (unobserved)"}
+VARIANT_LABELS = {"designer": "task designer", "unobserved": "newly collected (unobserved)",
+                  "paper_newly": "newly collected (the paper's)", "paper_nonsensical": "nonsensical (the paper's)"}
 COLLECTION_LABELS = {"flan2022": "Flan 2022", "alpaca": "Alpaca", "p3": "P3", "unobserved": "ours (unobserved)",
-                     "designer": "task designer"}
+                     "designer": "task designer", "paper": "the paper's unobserved",
+                     "paper_alpaca": "the paper's unobserved, Alpaca prompt",
+                     "paper_specific": "the paper's subject-specific"}
 
 
 def collection_label(name: str) -> str:
@@ -74,7 +77,7 @@ def _model_rows(cells: dict[str, dict | None], cats: list[str], key: str, marks:
         ("— (missing)" if missing[c] and known is None else "—" if missing[c] else mean_std(cells[c]["unobserved"], key))
         + (marks[c] if known is None else "") for c in cats])
     for k in others:
-        name = collection_label(k) + (" (not trained on)" if known is not None else "")
+        name = collection_label(k) + (" (not trained on)" if known is not None and k in OBSERVED_COLLECTIONS else "")
         out.append([name] + ["—" if missing[c] or k not in cells[c]["other"] else mean_std(cells[c]["other"][k], key)
                              for c in cats])
     if any(not missing[c] and cells[c].get("designer") for c in cats):
@@ -146,7 +149,7 @@ def _robustness(report: dict, n_shot: int) -> list[str]:
         known = r.get("observed_collections")
         sides = [(f"observed ({collections_label(known)})" if known else "observed", r["observed"]),
                  ("ours (unobserved)", r["unobserved"])]
-        sides += [(collection_label(k) + (" (not trained on)" if known is not None else ""), v)
+        sides += [(collection_label(k) + (" (not trained on)" if known is not None and k in OBSERVED_COLLECTIONS else ""), v)
                   for k, v in (r.get("other") or {}).items()]
         for side, s in sides:
             if s is None:

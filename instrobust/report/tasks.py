@@ -88,6 +88,20 @@ def _bbl_from_name(rest: str) -> tuple[str, str, str | None] | None:
     return None
 
 
+def _paper_split(base: str, meta: dict) -> tuple[str, str | None]:
+    """The paper authors' own instructions (collection ``paper``, docs/paper-collection.md) come in
+    sets that are not one population: their unobserved ones, the ones for Alpaca models (in their
+    Alpaca prompt), MMLU's subject-specific ones, and the Figure-3 newly collected / nonsensical
+    variants. Each is its own collection row, and the variant sets are variants (never Table 3)."""
+    paper_set = str(meta.get("paper_set") or "").lower()
+    if paper_set in ("newly", "nonsensical"):
+        return "paper", f"paper_{paper_set}"
+    for part in ("alpaca", "specific"):
+        if paper_set == part or f"_paper_{part}_" in base + "_":
+            return f"paper_{part}", None
+    return "paper", None
+
+
 def classify(task: str, config: dict | None = None) -> TaskInfo | None:
     """The TaskInfo of an lm-eval task, or None when it is not one of ours (e.g. lm-eval's arc_easy)."""
     meta = dict((config or {}).get("metadata") or {})
@@ -100,6 +114,8 @@ def classify(task: str, config: dict | None = None) -> TaskInfo | None:
         if m is None and "collection" not in meta:
             return None
         collection = _normalize_collection(meta.get("collection") or (m and m.group("collection")) or "unobserved")
+        if collection == "paper":
+            collection = _paper_split(base, meta)[0]
         scoring = meta.get("scoring") or ("cloze" if (m and m.group("cloze")) else "letter")
         observed = bool(meta["observed"]) if "observed" in meta else collection != "unobserved"
         category = "MMLU" if scoring == "letter" else f"MMLU ({scoring})"
@@ -112,7 +128,10 @@ def classify(task: str, config: dict | None = None) -> TaskInfo | None:
         if not bbl_task or not collection:
             return None
         collection = _normalize_collection(collection)
-        variant = meta.get("variant") or (parsed[2] if parsed else None)
+        paper_variant = None
+        if collection == "paper":
+            collection, paper_variant = _paper_split(base, meta)
+        variant = meta.get("variant") or paper_variant or (parsed[2] if parsed else None)
         variant = str(variant).lower() if variant else None
         variant_study = bbl_task in VARIANT_STUDY_TASKS
         task_type = str(meta.get("task_type") or BBL_LITE_TYPES.get(bbl_task) or "").lower()
