@@ -117,3 +117,51 @@ def test_mmlu_task_names_groups_and_metadata(generated):
                                                         "unobserved", "observed_all")]
         assert sizes == [50, 20, 13, 24, 83]
     assert groups["mmlu_observed_p3"] == [f"mmlu_obs_p3_{i:02d}" for i in range(1, 14)]
+
+
+@pytest.mark.slow
+def test_a_wheel_install_serves_every_kind_of_run_to_a_bare_lm_eval(tiny_t5, data_dir, tmp_path):
+    """`pip install .` (a wheel, not editable) puts the YAMLs inside lm_eval/tasks/instrobust/, where a
+    bare `lm_eval` finds a task, a one-shot run and a budgeted group."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    import lm_eval
+
+    repo = Path(generate.__file__).resolve().parents[1]
+    src = tmp_path / "src"  # build from a copy: an in-tree build would write build/ into the checkout
+    shutil.copytree(repo, src, ignore=shutil.ignore_patterns(".git", "*.egg-info", "__pycache__", "build", "out"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "whl"), str(src)], check=True, timeout=900)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    # lm-eval only scans its own tasks folder: give the venv its own lm-eval to install next to
+    shutil.copytree(Path(lm_eval.__file__).parent, Path(site) / "lm_eval", ignore=shutil.ignore_patterns("__pycache__"))
+    wheel = next((tmp_path / "whl").glob("instrobust-*.whl"))
+    zipfile.ZipFile(wheel).extractall(site)  # what installing a pure-Python wheel does with its files
+    assert sum(1 for _ in (Path(site) / "lm_eval" / "tasks" / "instrobust").rglob("*.yaml")) == len(generate.all_files())
+    env = {**os.environ, "PYTHONPATH": ""}
+    runs = {"one": ["--tasks", "mmlu_unobs_07", "--limit", "2"],
+            "shot": ["--tasks", "bbl_winowhy_unobs_01", "--num_fewshot", "1", "--limit", "1"],
+            "budget": ["--tasks", "mmlu_observed_p3", "--metadata", '{"sparse_budget": 2, "sparse_n_items": 20}']}
+    for name, args in runs.items():
+        proc = subprocess.run([python, "-m", "lm_eval", "run", "--model", "hf", "--model_args", f"pretrained={tiny_t5}",
+                               "--device", "cpu", "--output_path", str(tmp_path / name), *args],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "overrides existing task" not in proc.stderr
+        out = json.loads(next((tmp_path / name).rglob("results_*.json")).read_text())
+        assert all(cfg["metadata"]["config_source"].startswith(site) for cfg in out["configs"].values())
+        if name == "shot":
+            assert out["n-shot"]["bbl_winowhy_unobs_01"] == 1
+        if name == "budget":  # 13 P3 instructions share 20 items twice over: 2 x 20 documents
+            assert sum(n["effective"] for n in out["n-samples"].values()) == 40
+            assert {cfg["metadata"]["sparse_budget"] for cfg in out["configs"].values()} == {2}
