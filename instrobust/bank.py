@@ -264,15 +264,28 @@ class InstructionBank:
                     f"instruction {instruction_id!r} could not be loaded: {self.skipped[instruction_id]}"
                 ) from None
 
+            for c, why in self.skipped.items():
+                if f"_obs_{c}_" in instruction_id or f"_{c}_" in instruction_id:
+                    raise UnknownInstructionError(self._not_loaded(instruction_id, c, why)) from None
             close = difflib.get_close_matches(instruction_id, self._by_id, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
-            skipped = "".join(
-                f" Collection {c!r} is not loaded: {why}." for c, why in self.skipped.items()
-                if f"_{c}_" in instruction_id
-            )
-            raise UnknownInstructionError(
-                f"unknown instruction id {instruction_id!r}.{skipped}{hint}"
-            ) from None
+            raise UnknownInstructionError(f"unknown instruction id {instruction_id!r}.{hint}") from None
+
+    def _not_loaded(self, instruction_id: str, collection: str, why: str) -> str:
+        """Which collection could not be loaded, why, and which groups run without it."""
+        loaded = sorted({i.collection for i in self if i.observed})
+        prefix = instruction_id.split("_obs_")[0] if "_obs_" in instruction_id else instruction_id.split("_", 1)[0]
+        groups = [f"{prefix}_observed_{c}" for c in loaded] + [f"{prefix}_unobserved"]
+        try:
+            from instrobust.commands import tasks_path
+
+            names = {p.stem for p in tasks_path().rglob(f"{prefix}_*observed*.yaml")}
+            groups = [g for g in groups if g in names]
+        except OSError:
+            pass
+        run = f" Groups that run without it: {', '.join(groups)}." if groups else ""
+        return (f"instruction {instruction_id!r} is in collection {collection!r}, which could not be "
+                f"loaded: {why}.{run}")
 
     def select(self, *, collection: str | None = None, observed: bool | None = None) -> list[Instruction]:
         out = list(self)

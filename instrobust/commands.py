@@ -36,8 +36,13 @@ def _list(args) -> int:
     for ins in bank:
         counts[ins.collection] = counts.get(ins.collection, 0) + 1
     print(f"# {len(bank)} instructions: " + ", ".join(f"{c}={n}" for c, n in counts.items()), file=sys.stderr)
-    for collection, why in bank.skipped.items():
-        print(f"# skipped {collection}: {why}", file=sys.stderr)
+    from instrobust.observed import planned_ids
+
+    planned = planned_ids(args.benchmark)
+    for key, why in bank.skipped.items():  # a whole collection, or one instruction id
+        ids = planned.get(key)
+        what = f"{key} ({ids[0]} .. {ids[-1]}, {len(ids)} instructions)" if ids else key
+        print(f"# skipped {what}: {why}", file=sys.stderr)
     return 0
 
 

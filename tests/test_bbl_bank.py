@@ -32,7 +32,7 @@ def test_observed_counts_follow_table_2(bank):
     # the Alpaca file is not in shared/data: reported as skipped, never faked
     if "alpaca" in bank.skipped:
         assert "alpaca_data.json" in bank.skipped["alpaca"]
-        with pytest.raises(UnknownInstructionError, match="Collection 'alpaca' is not loaded"):
+        with pytest.raises(UnknownInstructionError, match="in collection 'alpaca', which could not be loaded.*Groups that run without it: bbl_qa_observed_flan2022"):
             bank.get("bbl_qa_obs_alpaca_01")
     else:
         assert [len([i for i in bank if i.id.startswith(f"bbl_{t}_obs_alpaca_")]) for t in ("qa", "bc", "mc")] == [20, 11, 20]
@@ -187,3 +187,22 @@ def test_alpaca_rules_per_type_on_fixture():
         bbl.alpaca_instructions(entries, {"rule": "mc_v1", "count": 20}, "mc", {})
     with pytest.raises(DataError, match="unknown Alpaca selection rule 'qa_v9'"):
         select_alpaca(entries, "qa_v9", 1)
+
+
+def test_a_missing_or_changed_file_skips_only_its_instructions(data_dir, tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(data_dir / "observed_sources", root / "observed_sources", copy_function=shutil.copyfile)
+    (root / "observed_sources" / "promptsource" / "super_glue" / "multirc" / "templates.yaml").unlink()
+    niv2 = root / "observed_sources" / "natural_instructions" / "niv2_definitions.json"
+    data = json.loads(niv2.read_text())
+    data["task056_multirc_classify_correct_answer"]["Definition"] = ["changed"]
+    niv2.write_text(json.dumps(data))
+    instructions, skipped = bbl.observed_for_type("bc", SourceResolver(data_dir=root))
+    # all 7 P3 templates come from the missing file: the collection is reported as a whole
+    assert "multirc/templates.yaml" in skipped["p3"]
+    # the 10 natinst patterns x task056's changed definition (ids 09-18); MultiRC's own 8 stay
+    assert sorted(k for k in skipped if "flan2022" in k) == [f"bbl_bc_obs_flan2022_{n:02d}" for n in range(9, 19)]
+    assert "NIV2 task056_multirc_classify_correct_answer Definition" in skipped["bbl_bc_obs_flan2022_09"]
+    assert [i.id for i in instructions if i.collection == "flan2022"] == [f"bbl_bc_obs_flan2022_{n:02d}" for n in range(1, 9)]

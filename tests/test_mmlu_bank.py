@@ -87,7 +87,7 @@ def test_unknown_instruction_id_suggests_close_ids(bank, tmp_path):
     with pytest.raises(UnknownInstructionError, match=r"unknown instruction id 'mmlu_unobs_7'.*mmlu_unobs_07"):
         bank.get("mmlu_unobs_7")
     empty = InstructionBank.load("mmlu", resolver=SourceResolver(data_dir=tmp_path))  # every collection skipped
-    with pytest.raises(UnknownInstructionError, match="Collection 'alpaca' is not loaded: alpaca_data: not in the offline"):
+    with pytest.raises(UnknownInstructionError, match="in collection 'alpaca', which could not be loaded: alpaca_data: not in the offline"):
         empty.get("mmlu_obs_alpaca_01")
 
 

@@ -83,6 +83,10 @@ def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if args.peft and not args.from_saved:
+            from instrobust.errors import check_adapter_dir
+
+            check_adapter_dir(args.peft)
         report = analyze(config_from_args(args))
     except InstrobustError as exc:
         print(f"instrobust analyze: error: {exc}", file=sys.stderr)

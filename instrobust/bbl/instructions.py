@@ -22,7 +22,7 @@ from typing import Any
 from instrobust import parsers
 from instrobust.bank import Instruction, InstructionBank, check_bbl_template
 from instrobust.bbl import BBL_TYPES, TASKS, VARIANT_TASKS, option_counts, task_info
-from instrobust.errors import DataError, SourceUnavailable, UnknownInstructionError
+from instrobust.errors import ChecksumError, DataError, SourceUnavailable, UnknownInstructionError
 from instrobust.observed import TEMPLATES_DIR, _check_text, reference_spec, select_alpaca, upstream_files
 from instrobust.sources import SourceResolver
 
@@ -95,6 +95,7 @@ class _BBLLoader:
         if not self.spec:
             raise DataError(f"templates/observed/{spec_path(task_type)}.yaml is missing")
         self.files = upstream_files()
+        self.skipped: dict[str, str] = {}  # instruction id -> why it could not be built
 
     def fetch(self, name: str):
         if name not in self.files:
@@ -111,22 +112,34 @@ class _BBLLoader:
         check_bbl_template(ins, self.task_type, option_counts=option_counts(self.task_type))
         return ins
 
+    def unit(self, collection: str, n: int, build, sep: str | None = None) -> Instruction | None:
+        """One instruction from ``build() -> (template, values, provenance)``, or None (recorded
+        in ``skipped``) when the upstream file or text it needs cannot be had."""
+        try:
+            template, values, prov = build()
+        except (SourceUnavailable, ChecksumError) as exc:
+            self.skipped[f"bbl_{self.task_type}_obs_{collection}_{n:02d}"] = str(exc)
+            return None
+        return self.make(collection, n, template, prov, sep=sep, values=values)
+
     def flan2022(self, blocks: list[dict]) -> list[Instruction]:
-        out: list[Instruction] = []
-        for block in blocks:
-            for template, values, prov in flan_block_templates(block, self.fetch, f"bbl_{self.task_type}"):
-                out.append(self.make("flan2022", len(out) + 1, template, prov, values=values))
-        return out
+        units = [u for block in blocks for u in flan_block_units(block, self.fetch, f"bbl_{self.task_type}")]
+        return [ins for n, u in enumerate(units, start=1) if (ins := self.unit("flan2022", n, u))]
 
     def p3(self, refs: list[dict]) -> list[Instruction]:
-        out = []
-        for ref in refs:
+        def build(ref):
             template, prov = p3_template(ref, self.fetch)
-            out.append(self.make("p3", len(out) + 1, template, prov, sep="|||"))
-        return out
+            return template, {}, prov
+
+        return [ins for n, ref in enumerate(refs, start=1)
+                if (ins := self.unit("p3", n, functools.partial(build, ref), sep="|||"))]
 
     def alpaca(self, spec: dict) -> list[Instruction]:
-        src, copy = self.fetch(spec["source"])
+        try:  # one file: all of its instructions or none
+            src, copy = self.fetch(spec["source"])
+        except (SourceUnavailable, ChecksumError) as exc:
+            self.skipped.update({f"bbl_{self.task_type}_obs_alpaca_{n:02d}": str(exc) for n in range(1, spec["count"] + 1)})
+            return []
         entries = parsers.alpaca_entries(copy.path)
         return alpaca_instructions(entries, spec, self.task_type, {"source": f"{src.repo}@{src.commit[:12]}:{src.path}",
                                                                    "read_from": str(copy.path)})
@@ -142,36 +155,48 @@ def flan_jinja(pattern: str, slots: dict[str, str]) -> tuple[str, dict[str, str]
     return source, values
 
 
-def flan_block_templates(block: dict, fetch, where: str):
-    """(template, values, provenance) for one Flan block: patterns, optionally x NIV2 definitions."""
+def flan_block_units(block: dict, fetch, where: str) -> list:
+    """One zero-argument builder per instruction of a Flan block (patterns, optionally x NIV2
+    definitions, definition-major), each giving (template, values, provenance). Each reads its
+    own files, so one missing file or changed text fails only the instructions built from it."""
     pat = block["patterns"]
-    src, copy = fetch(pat["source"])
-    patterns = parsers.flan_patterns(copy.path, copy.fmt)
     key = pat["key"]
-    if key not in patterns:
-        raise DataError(f"{copy.path}: PATTERNS has no key {key!r}")
     if key not in FLAN_VIEWS:
         raise DataError(f"templates/observed/{where}.yaml: no BBL view for Flan key {key!r} (known: {', '.join(FLAN_VIEWS)})")
     if len(pat["sha256"]) != len(pat["indices"]):
         raise DataError(f"templates/observed/{where}.yaml: Flan {key}: {len(pat['indices'])} indices but {len(pat['sha256'])} sha256 values")
-    chosen = []
-    for i, digest in zip(pat["indices"], pat["sha256"]):
+
+    def pattern(k: int) -> tuple[str, dict]:
+        src, copy = fetch(pat["source"])
+        patterns = parsers.flan_patterns(copy.path, copy.fmt)
+        if key not in patterns:
+            raise DataError(f"{copy.path}: PATTERNS has no key {key!r}")
+        i = pat["indices"][k]
         text = patterns[key][i][0]
-        _check_text(text, digest, f"Flan PATTERNS[{key!r}][{i}]", copy)
-        chosen.append((i, text))
-    source = f"{src.repo}@{src.commit[:12]}:{src.path}"
+        _check_text(text, pat["sha256"][k], f"Flan PATTERNS[{key!r}][{i}]", copy)
+        return text, {"source": f"{src.repo}@{src.commit[:12]}:{src.path}", "key": f"{key}[{i}]", "read_from": str(copy.path)}
+
+    def plain(k: int):
+        text, prov = pattern(k)
+        return (*flan_jinja(text, FLAN_VIEWS[key]), prov)
+
+    def with_definition(d: dict, k: int):
+        text, prov = pattern(k)
+        definition, dprov = niv2_definition(d, fetch)
+        template, values = flan_jinja(text, {**FLAN_VIEWS[key], "Definition": "{{ niv2_definition }}"})
+        return template, {**values, "niv2_definition": definition}, {**prov, **dprov}
+
+    ks = range(len(pat["indices"]))
     definitions = block.get("definitions")
     if not definitions:
-        for i, text in chosen:
-            yield (*flan_jinja(text, FLAN_VIEWS[key]),
-                   {"source": source, "key": f"{key}[{i}]", "read_from": str(copy.path)})
-        return
-    for d in definitions:
-        definition, dprov = niv2_definition(d, fetch)
-        for i, text in chosen:
-            template, values = flan_jinja(text, {**FLAN_VIEWS[key], "Definition": "{{ niv2_definition }}"})
-            yield (template, {**values, "niv2_definition": definition},
-                   {"source": source, "key": f"{key}[{i}]", "read_from": str(copy.path), **dprov})
+        return [functools.partial(plain, k) for k in ks]
+    return [functools.partial(with_definition, d, k) for d in definitions for k in ks]
+
+
+def flan_block_templates(block: dict, fetch, where: str):
+    """(template, values, provenance) for one Flan block; the first failure is raised."""
+    for build in flan_block_units(block, fetch, where):
+        yield build()
 
 
 def niv2_definition(ref: dict, fetch, edit: dict | None = None) -> tuple[str, dict]:
@@ -244,17 +269,14 @@ def alpaca_instructions(entries: list[dict], spec: dict, task_type: str, provena
 @functools.lru_cache(maxsize=8)
 def observed_for_type(task_type: str, resolver: SourceResolver | None = None) -> tuple[tuple[Instruction, ...], dict[str, str]]:
     """All observed instructions of one BBL type that can be had, and why the others are skipped."""
+    from instrobust.observed import fold_skipped
+
     loader = _BBLLoader(task_type, resolver or SourceResolver())
     out: list[Instruction] = []
-    skipped: dict[str, str] = {}
     for collection in OBSERVED_COLLECTIONS:
-        if collection not in loader.spec:
-            continue
-        try:
+        if collection in loader.spec:
             out += getattr(loader, collection)(loader.spec[collection])
-        except SourceUnavailable as exc:
-            skipped[collection] = str(exc)
-    return tuple(out), skipped
+    return tuple(out), fold_skipped(loader.skipped, planned_observed_ids(task_type))
 
 
 def planned_observed_ids(task_type: str) -> dict[str, list[str]]:
@@ -448,8 +470,8 @@ def load_bbl_bank(resolver: SourceResolver | None = None, observed: bool = True)
         for variant in (["closest", "incorrect", "negated"] if observed else []) + variants:
             try:
                 out.append(variant_instruction(task, variant, resolver))
-            except SourceUnavailable as exc:
-                skipped[f"var_{variant}"] = str(exc)
+            except (SourceUnavailable, ChecksumError) as exc:
+                skipped[f"bbl_{task}_var_{variant}_01"] = str(exc)
     if observed:  # "observed" here means: read upstream files; the paper's are one of them
         from instrobust.paper import load_paper
 
