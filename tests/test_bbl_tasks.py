@@ -109,7 +109,8 @@ def test_mmlu_task_names_groups_and_metadata(generated):
     cfg = mmlu["mmlu_cloze_obs_p3_03"]
     assert cfg["dataset_kwargs"] == {"instruction": "mmlu_obs_p3_03"}
     assert cfg["metadata"]["scoring"] == "cloze" and cfg["metadata"]["sparse_group"] == "mmlu_cloze_observed_p3"
-    assert [m["metric"] for m in cfg["metric_list"]] == ["acc", "acc_norm"]
+    # option texts: lm-eval's default multiple_choice metrics (acc, acc_norm); letters: acc alone
+    assert "metric_list" not in cfg and [m["metric"] for m in mmlu["mmlu_unobs_07"]["metric_list"]] == ["acc"]
     assert mmlu["mmlu_unobs_07"]["metadata"]["sparse_group"] == "mmlu_unobserved"
     groups = {cfg["group"]: cfg["task"] for rel, cfg in generated.items() if rel.startswith("mmlu/") and "group" in cfg}
     for prefix in ("mmlu", "mmlu_cloze"):
