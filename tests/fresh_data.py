@@ -152,6 +152,9 @@ def assemble() -> Path:
             sorted(p for p in FIXTURE_SOURCES.rglob("*") if p.is_file()):
         key.update(path.name.encode() + path.read_bytes())
     key.update(json.dumps(SDISTS).encode())
+    for name in ("sources.yaml", "bbl_sources.yaml"):  # which promptsource files are taken
+        path = REPO / "templates" / "observed" / name
+        key.update(path.read_bytes() if path.is_file() else b"")
     root = CACHE / key.hexdigest()[:16]
     if (root / ".complete").is_file():
         return root
