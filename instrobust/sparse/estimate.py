@@ -85,7 +85,8 @@ def _template_length(instruction: str) -> float | None:
     from instrobust import harness
 
     try:
-        return float(len(harness.instruction(instruction).template))
+        ins = harness.instruction(instruction)  # upstream text lives in values, not in the template
+        return float(len(ins.template) + sum(len(v) for v in ins.values.values()))
     except InstrobustError:
         return None
 
