@@ -3,7 +3,10 @@
 Each task YAML names its instruction; ``load_mmlu`` (``load_bbl`` for a BIG-bench Lite task)
 gives the harness the question pool with that instruction id as a column, and ``doc_to_text``
 renders the prompt lazily, only for the documents the harness actually evaluates (so ``--limit``
-runs stay cheap).
+runs stay cheap). ``doc_to_choice`` scores what the instruction asks for (its answer space,
+instrobust.answers); the instruction head is the task's description, so a one-shot prompt states
+it once (instrobust.layout); ``prompt_format`` metadata wraps every prompt (instrobust.formats).
+See docs/answer-spaces.md.
 """
 from __future__ import annotations
 
