@@ -43,6 +43,15 @@ def test_one_file_per_task_and_group_and_nothing_else(generated):
     assert not [rel for rel, cfg in generated.items() if "include" in cfg]
 
 
+def test_lm_eval_indexes_every_file_as_its_task_or_group(generated):
+    """What a bare `lm_eval` sees after `pip install .`: lm-eval's own index over the folder."""
+    from lm_eval.tasks._index import Kind, TaskIndex
+
+    index = TaskIndex.build([generate.TASKS_DIR])
+    want = {cfg.get("group") or cfg["task"]: Kind.GROUP if "group" in cfg else Kind.TASK for cfg in generated.values()}
+    assert {name: entry.kind for name, entry in index.items()} == want  # none skipped, no tag, no duplicate
+
+
 def test_task_metadata_and_instruction_fit(generated):
     bbl = {rel: cfg for rel, cfg in generated.items() if rel.startswith("bbl/") and "group" not in cfg}
     assert len(bbl) == len(task_specs())
