@@ -123,6 +123,20 @@ def test_a_collection_group_costs_exactly_its_budget(data_dir, group, n_members)
     assert sum(seen.values()) == 400 and len(seen) == 200 and set(seen.values()) == {2}
 
 
+def test_a_bbl_task_collection_group_costs_exactly_its_budget(data_dir):
+    from instrobust.bbl.tasks import task_specs
+    from instrobust.harness import load_bbl
+
+    specs = [s for s in task_specs() if s.design_group == "bbl_winowhy_observed_flan2022"]
+    assert len(specs) == 18 and {s.collection for s in specs} == {"flan2022"}
+    seen = Counter()
+    for s in specs:
+        test = load_bbl(instruction=s.instruction, bbl_task="winowhy", sparse_group=s.design_group, sparse_seed=0,
+                        sparse_budget=2, sparse_n_items=50)["test"]
+        seen.update(test["item"])
+    assert sum(seen.values()) == 2 * 50 and len(seen) == 50 and set(seen.values()) == {2}
+
+
 def test_loader_keeps_the_design_share_with_pool_indices(data_dir):
     from instrobust.harness import load_mmlu
     from instrobust.sparse.loader import available_members
