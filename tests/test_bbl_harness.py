@@ -95,7 +95,7 @@ def test_one_shot_prompt_states_the_instruction_once(data_dir, tiny_t5, task_man
     assert [a[1] for a in sample["arguments"]] == [" A", " B", " C", " D"]
 
 
-def test_alpaca_prompt_format_wraps_every_task_alike(data_dir, tiny_t5):
+def test_alpaca_prompt_format_wraps_every_task_alike(real_data, tiny_t5):  # the authors' file: real data only
     """--metadata '{"prompt_format": "alpaca"}': the authors' Alpaca wrapper (read from their
     pinned file at run time) around instruction, demonstration and query."""
     from lm_eval.tasks import TaskManager
