@@ -73,19 +73,24 @@ def is_complete_checkpoint(path: Path) -> bool:
     return True
 
 
-def resolve_resume(value, output_dir: str) -> str | None:
-    """``--resume_from_checkpoint``: a checkpoint folder, or ``last``/``true`` for the newest complete one."""
+def resolve_resume(value, output_dir: str) -> tuple[str | None, list[str]]:
+    """``--resume_from_checkpoint``: a checkpoint folder, or ``last``/``true`` for the newest complete one.
+
+    Returns the checkpoint (None: start afresh) and a warning for each newer, incomplete checkpoint
+    skipped; the caller logs them once its log is open.
+    """
     if _no_resume(value):
-        return None
+        return None, []
     if _wants_last(value):
         folder = Path(output_dir)
         steps = sorted(((int(m.group(1)), p) for p in (folder.iterdir() if folder.is_dir() else [])
                         if (m := _CHECKPOINT.match(p.name)) and p.is_dir()), reverse=True)
+        skipped = []
         for _, path in steps:
             if is_complete_checkpoint(path):
-                return str(path)
-            log.warning("skipping %s: incomplete checkpoint (no readable %s; killed while saving?)",
-                        path, TRAINER_STATE_FILE)
+                return str(path), skipped
+            skipped.append(f"skipping {path}: incomplete checkpoint (no readable {TRAINER_STATE_FILE}; "
+                           "killed while saving?)")
         what = "no complete checkpoint-* folder" if steps else "no checkpoint-* folder"
         raise CheckpointError(f"--resume_from_checkpoint {value}: {what} in {output_dir}")
     path = Path(str(value))
@@ -94,7 +99,7 @@ def resolve_resume(value, output_dir: str) -> str | None:
     if not is_complete_checkpoint(path):
         raise CheckpointError(f"--resume_from_checkpoint {value}: incomplete checkpoint (no readable "
                               f"{TRAINER_STATE_FILE}; killed while saving?): resume from an earlier one")
-    return str(path)
+    return str(path), []
 
 
 def _file_identity(name: str | None) -> dict | str | None:

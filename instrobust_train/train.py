@@ -88,11 +88,13 @@ def train(
     soft_prompt_type = prompt_cfg.resolved_type(is_encoder_decoder) if args.trains_soft_prompt else None
     identity = run_identity(model_cfg, data_cfg, prompt_cfg, args, soft_prompt_type)
     # Before the text log exists: a refused resume must not leave a train.log that marks the folder as a run.
-    resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
+    resume, skipped = resolve_resume(args.resume_from_checkpoint, args.output_dir)
     if resume is not None:
         check_resume(resume, identity)
     handler = _setup_logging(args)
     try:
+        for warning in skipped:
+            log.warning(warning)
         if resume is not None:
             log.info("resuming from %s (its run_config.json matches this run's options)", resume)
         examples = attach_paraphrases(load_examples(data_cfg), data_cfg.paraphrases, data_cfg.max_paraphrases)
