@@ -275,12 +275,17 @@ def test_causal_requests_match_hf(tiny_llama, hf_causal, batch_size):
     instances, want, hf_tokens = hf_causal
     lm = make_lm("instrobust-hf", tiny_llama, batch_size=batch_size, max_batch_size=8)
     assert lm.backend == "causal"
-    tokens = InputTokens(lm)
+    assert_same_answers(lm.loglikelihood(instances, disable_tqdm=True), want, f"causal batch_size={batch_size}")
+    assert lm._causal_mode == "shared"  # the one-pass layout passed its check against hf's code
+    tokens = InputTokens(lm)  # counted on a second call: the first one also ran that check
     got = lm.loglikelihood(instances, disable_tqdm=True)
     tokens.close()
-    assert_same_answers(got, want, f"causal batch_size={batch_size}")
+    assert_same_answers(got, want, f"causal batch_size={batch_size}, second call")
     if batch_size != "auto":  # the contexts ran once: well under half of hf's token positions
         assert tokens.tokens < hf_tokens / 2, (tokens.tokens, hf_tokens)
+    # the two-pass key/value-cache path (models that take no custom mask) gives the same answers
+    lm._causal_mode = "cache"
+    assert_same_answers(lm.loglikelihood(instances, disable_tqdm=True), want, f"cache path batch_size={batch_size}")
 
 
 @pytest.mark.parametrize("batch_size", [1, 4])
@@ -288,6 +293,7 @@ def test_causal_mmlu_letter_and_cloze_match_hf(tiny_llama, task_manager, data_di
     want, want_requests, want_results = mmlu_answers(make_lm("hf", tiny_llama, batch_size=batch_size),
                                                      task_manager, limit=4)
     lm = make_lm("instrobust-hf", tiny_llama, batch_size=batch_size)
+    lm._shared_checked = True  # (the one-question check against hf would add its tokens to the count)
     tokens = InputTokens(lm)
     got, requests, results = mmlu_answers(lm, task_manager, limit=4)
     tokens.close()

@@ -28,6 +28,14 @@ from lm_eval.models.utils_hf import pad_and_concat
 from instrobust.models.grouping import ContextGroup, score_row
 
 
+try:  # transformers >= 5: logits_to_keep may be a boolean [batch, seq] mask of the positions to project
+    from transformers.modeling_utils import slice_logits_to_keep  # noqa: F401
+
+    SELECTS_POSITIONS = True
+except ImportError:
+    SELECTS_POSITIONS = False
+
+
 class CacheUnusable(RuntimeError):
     """The model returned no key/value cache we can select rows from."""
 
@@ -43,6 +51,15 @@ def cache_arguments(model) -> tuple[str | None, bool]:
     # transformers >= 5.24 renamed past_key_values to cache (the old name is a deprecated alias)
     name = next((n for n in ("cache", "past_key_values") if n in params), None)
     return name, "logits_to_keep" in params
+
+
+def takes_custom_masks(model) -> bool:
+    """Whether the model applies a 4D additive attention mask and explicit position ids as given."""
+    base = _base_model(model)
+    impl = getattr(getattr(base, "config", None), "_attn_implementation", None)
+    params = inspect.signature(base.forward).parameters
+    # flash / flex kernels build their own causal masks; eager and sdpa add the given one
+    return impl in ("eager", "sdpa") and "position_ids" in params and "attention_mask" in params
 
 
 def sliding_window(model) -> int | None:
@@ -105,3 +122,74 @@ class CausalPrefixScoring:
             for opt in chunk[gi].options:
                 if opt.row == ri:
                     yield opt, score_row(row_logits, opt.continuation, self.softmax_dtype)
+
+
+def shared_layout(chunk: list[ContextGroup]):
+    """One sequence per context: ``context[:-1]`` then every option row, each at its own positions.
+
+    Returns (input ids [B, S], position ids [B, S], segment ids [B, S], row spans) where segment -1
+    is the shared prefix, r >= 0 option row r, -2 padding; row spans are (group, row, start).
+    """
+    seqs, spans = [], []
+    for gi, g in enumerate(chunk):
+        prefix = g.context[:-1]
+        ids, pos, seg = list(prefix), list(range(len(prefix))), [-1] * len(prefix)
+        for ri, row in enumerate(g.rows):
+            spans.append((gi, ri, len(ids)))
+            ids += [g.context[-1], *row[:-1]]
+            pos += range(len(prefix), len(prefix) + len(row))
+            seg += [ri] * len(row)
+        seqs.append((ids, pos, seg))
+    width = max(len(ids) for ids, _, _ in seqs)
+
+    def padded(k: int, fill: int) -> torch.Tensor:
+        return torch.tensor([s[k] + [fill] * (width - len(s[k])) for s in seqs], dtype=torch.long)
+
+    return padded(0, 0), padded(1, 0), padded(2, -2), spans
+
+
+def shared_mask(segments: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Additive 4D mask [B, 1, S, S]: causal, and an option row sees only the prefix and itself.
+
+    Padding positions see earlier padding (never an empty row, so no NaN reaches any value vector).
+    """
+    width = segments.shape[1]
+    causal = torch.ones(width, width, dtype=torch.bool, device=segments.device).tril()
+    seg_q, seg_k = segments.unsqueeze(2), segments.unsqueeze(1)
+    allowed = causal & ((seg_k == -1) | (seg_k == seg_q))
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=segments.device)
+    return mask.masked_fill_(~allowed, torch.finfo(dtype).min).unsqueeze(1)
+
+
+class SharedPassScoring:
+    """Mixin: a chunk of causal context groups in one forward pass (prefix shared through the mask)."""
+
+    def _score_shared_chunk(self, chunk: list[ContextGroup]):
+        """Yield (option, answer) for every option of the chunk's groups."""
+        input_ids, positions, segments, spans = shared_layout(chunk)
+        width = input_ids.shape[1]
+        kwargs = {"position_ids": positions.to(self.device), "use_cache": False,
+                  "attention_mask": shared_mask(segments.to(self.device), self._mask_dtype())}
+        keep = (segments >= 0).to(self.device)  # logits only where an option is scored
+        if self._keeps_logits and SELECTS_POSITIONS:
+            kwargs["logits_to_keep"] = keep  # -> logits [option positions, vocab], row-major
+            flat = (torch.cumsum(keep.flatten(), 0) - 1).view(keep.shape)
+        elif self._keeps_logits:  # older transformers: keep the last positions from the shortest prefix on
+            kwargs["logits_to_keep"] = width - min(len(g.context) - 1 for g in chunk)
+        logits = self._no_grad_call(input_ids=input_ids.to(self.device), **kwargs).logits
+        for gi, ri, start in spans:
+            n = len(chunk[gi].rows[ri])
+            if logits.dim() == 2:
+                row_logits = logits[flat[gi, start] : flat[gi, start] + n]
+            else:
+                shift = width - logits.shape[1]  # positions dropped by an int logits_to_keep
+                row_logits = logits[gi, start - shift : start - shift + n]
+            for opt in chunk[gi].options:
+                if opt.row == ri:
+                    yield opt, score_row(row_logits, opt.continuation, self.softmax_dtype)
+
+    def _mask_dtype(self) -> torch.dtype:
+        dtype = getattr(self.model, "dtype", torch.float32)
+        if self.mixed_precision_dtype is not None:
+            dtype = self.mixed_precision_dtype
+        return dtype if dtype.is_floating_point else torch.float32

@@ -20,7 +20,8 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
-from instrobust.models.causal_fast import CacheUnusable, CausalPrefixScoring, cache_arguments
+from instrobust.models.causal_fast import (CacheUnusable, CausalPrefixScoring, SharedPassScoring, cache_arguments,
+                                          takes_custom_masks)
 from instrobust.models.grouping import ContextGroup, TokenRequest, group_requests, parse_flag
 from instrobust.models.seq2seq_fast import Seq2SeqGroupedScoring
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 @register_model("instrobust-hf")
-class FastHFLM(CausalPrefixScoring, Seq2SeqGroupedScoring, HFLM):
+class FastHFLM(SharedPassScoring, CausalPrefixScoring, Seq2SeqGroupedScoring, HFLM):
     """``hf`` plus context-grouped multiple-choice scoring for causal and encoder-decoder models.
 
     Accepts every ``hf`` model argument (``pretrained``, ``peft``, ``dtype``, ``device``,
@@ -62,8 +63,11 @@ class FastHFLM(CausalPrefixScoring, Seq2SeqGroupedScoring, HFLM):
                 return f"the PEFT adapter is {peft_type}, which feeds the model its own virtual tokens or cache"
         if self.backend == "causal":
             self._cache_arg, self._keeps_logits = cache_arguments(self.model)
-            if self._cache_arg is None:
-                return "the model's forward takes no key/value cache (past_key_values)"
+            # one pass per batch (shared prefix, custom mask) where the model takes such a mask,
+            # checked against hf's code on the first question; else the two-pass cache path
+            self._causal_mode = "shared" if takes_custom_masks(self.model) else "cache"
+            if self._causal_mode == "cache" and self._cache_arg is None:
+                return "the model's forward takes neither a custom attention mask nor a key/value cache"
         return None
 
     def _no_grad_call(self, **kwargs):
@@ -104,6 +108,26 @@ class FastHFLM(CausalPrefixScoring, Seq2SeqGroupedScoring, HFLM):
             log.warning("instrobust-hf: using the plain hf scoring path because %s", exc)
             return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm)
 
+    _shared_checked = False
+
+    def _check_shared_pass(self, requests, group: ContextGroup) -> None:
+        """Once per model: the one-pass layout must reproduce hf's answers on a real question.
+
+        A model whose attention ignores or rewrites a custom 4D mask would give different numbers;
+        then (said once) the two-pass cache path is used instead.
+        """
+        self._shared_checked = True
+        got = {opt.index: answer for opt, answer in self._score_shared_chunk([group])}
+        want = HFLM._loglikelihood_tokens(self, [requests[i] for i in got], disable_tqdm=True)
+        worst = max(abs(got[i][0] - w[0]) for i, w in zip(got, want, strict=True))
+        if worst > 1e-3:
+            self._causal_mode = "cache" if self._cache_arg else "plain"
+            log.warning("instrobust-hf: the one-pass shared-prefix layout differs from hf by %.3g on this model; "
+                        "using the %s path", worst, "key/value cache" if self._cache_arg else "plain hf")
+            if not self._cache_arg:
+                self._blocker = "the model's attention does not follow a custom mask and it has no cache"
+                raise CacheUnusable(self._blocker)
+
     # -- the grouped loop --------------------------------------------------------------------------
 
     def _contexts_per_batch(self, pos: int, groups: list[ContextGroup]) -> int:
@@ -130,6 +154,10 @@ class FastHFLM(CausalPrefixScoring, Seq2SeqGroupedScoring, HFLM):
             pos += len(chunk)
             if self.backend == "seq2seq":
                 scored = self._score_seq2seq_chunk(chunk, row_batch=n)
+            elif self._causal_mode == "shared":
+                if not self._shared_checked:
+                    self._check_shared_pass(requests, chunk[0])
+                scored = (self._score_shared_chunk if self._causal_mode == "shared" else self._score_causal_chunk)(chunk)
             else:
                 scored = self._score_causal_chunk(chunk)
             for opt, answer in scored:
