@@ -157,7 +157,7 @@ def assemble() -> Path:
         key.update(path.read_bytes() if path.is_file() else b"")
     root = CACHE / key.hexdigest()[:16]
     if (root / ".complete").is_file():
-        return root
+        return _prune(root)
     for name, digest in SDISTS.items():
         if sha256_file(SDIST_DIR / name) != digest:
             raise RuntimeError(f"{SDIST_DIR / name}: sha256 differs from the pinned {digest}")
@@ -170,7 +170,16 @@ def assemble() -> Path:
             shutil.rmtree(tmp)
         else:
             os.replace(tmp, root)
+
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return _prune(root)
+
+
+def _prune(root: Path) -> Path:
+    """Remove builds from older fixtures or pins (55 MB each); ``root`` is the current one."""
+    for old in CACHE.iterdir():
+        if old != root and (old / ".complete").is_file():
+            shutil.rmtree(old, ignore_errors=True)
     return root
