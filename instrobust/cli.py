@@ -9,6 +9,7 @@ COMMANDS = {
     "tasks-path": ("instrobust.commands", "print the folder of our lm-eval task YAMLs (for --include_path)"),
     "list": ("instrobust.commands", "list instructions of a benchmark and which collections are skipped"),
     "render": ("instrobust.commands", "print the prompt an instruction gives for one benchmark question"),
+    "tasks": ("instrobust.user_tasks", "task folder for lm_eval --include_path from your own instructions, any benchmark"),
     "generate-tasks": ("instrobust.generate", "regenerate lm_eval_tasks/ from the instruction bank"),
     "demo": ("instrobust.demo", "offline demo: a small instruction-tuned model, observed vs unobserved"),
     "report": ("instrobust.report", "robustness report from lm-eval output directories"),

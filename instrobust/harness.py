@@ -27,6 +27,10 @@ def bank_for(benchmark: str, observed: bool) -> InstructionBank:
 
 
 def instruction(instruction_id: str) -> Instruction:
+    from instrobust.user_tasks import registered  # a user's templates (`instrobust tasks`), loaded by their task
+
+    if instruction_id in registered:
+        return registered[instruction_id]
     if instruction_id.startswith("bbl_"):
         return bbl_instruction(instruction_id)
     if "_paper_" in instruction_id:  # the authors' own instructions: read just their file

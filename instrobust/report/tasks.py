@@ -109,6 +109,11 @@ def classify(task: str, config: dict | None = None) -> TaskInfo | None:
     shots_in_name = int(shot_match.group(1)) if shot_match else None
     base = task[: shot_match.start()] if shot_match else task
 
+    if meta.get("benchmark") and meta.get("category") and meta.get("collection"):
+        # a task of the user's own instructions (instrobust tasks, docs/user-instructions.md): metadata says all
+        return TaskInfo(str(meta["benchmark"]), str(meta["category"]), _normalize_collection(meta["collection"]),
+                        bool(meta.get("observed", False)), meta.get("scoring"), None, False, shots_in_name)
+
     if base.startswith("mmlu"):
         m = _MMLU_NAME.match(base)
         if m is None and "collection" not in meta:
