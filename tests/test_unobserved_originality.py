@@ -6,7 +6,7 @@ the Flan 2022 patterns (PATTERNS and FEWSHOT_PATTERNS, input and output sides),
 the ``jinja`` field of every promptsource (P3) template, and every
 Super-NaturalInstructions task Definition.
 
-Normalisation, applied identically to both sides:
+Normalisation (instrobust.originality, shared with ``instrobust tasks``), applied identically to both sides:
   * Jinja comments, statements and expressions (``{# #}``, ``{% %}``, ``{{ }}``)
     and Python ``str.format`` placeholders (``{premise}``, as in Flan) are
     replaced by a space, so text on either side of a placeholder still joins up
@@ -35,47 +35,10 @@ import pytest
 
 yaml = pytest.importorskip("yaml")
 
-N = 12
+from instrobust.originality import N, shared_ngrams, tokenize_variants, word_ngrams  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 UNOBSERVED_DIR = REPO_ROOT / "templates" / "unobserved"
-
-_JINJA_RE = re.compile(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", re.DOTALL)
-_FORMAT_PLACEHOLDER_RE = re.compile(r"\{[^{}\s]*\}")
-_PUNCT_RE = re.compile(r"[^\w\s]|_")
-
-
-# --------------------------------------------------------------------------- n-grams
-
-
-def strip_template_syntax(text: str) -> str:
-    """Remove Jinja tags/expressions/comments and ``{name}`` format placeholders."""
-    text = _JINJA_RE.sub(" ", text)
-    return _FORMAT_PLACEHOLDER_RE.sub(" ", text)
-
-
-def tokenize_variants(text: str) -> list[list[str]]:
-    """Lower-cased, punctuation-stripped, whitespace-tokenised word lists.
-
-    Two variants: punctuation deleted, and punctuation replaced by a space.
-    """
-    lowered = strip_template_syntax(text).lower()
-    return [
-        _PUNCT_RE.sub("", lowered).split(),
-        _PUNCT_RE.sub(" ", lowered).split(),
-    ]
-
-
-def word_ngrams(text: str, n: int = N) -> set[tuple[str, ...]]:
-    """All word n-grams of ``text`` (after normalisation, both variants)."""
-    grams: set[tuple[str, ...]] = set()
-    for tokens in tokenize_variants(text):
-        grams.update(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-    return grams
-
-
-def shared_ngrams(text: str, observed: set[tuple[str, ...]], n: int = N) -> list[str]:
-    """The n-grams of ``text`` found in ``observed``, as readable strings, sorted."""
-    return sorted(" ".join(g) for g in word_ngrams(text, n) & observed)
 
 
 # --------------------------------------------------------------------------- sources
