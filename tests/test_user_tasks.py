@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness_run import evaluate_to
 from instrobust.cli import main as cli
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "user"
@@ -55,20 +56,11 @@ def task_dir(quiz_def, data_dir, tmp_path_factory) -> Path:
 
 
 def _run(model: Path, task_dir: Path, out: Path, limit: int | None, metadata: dict | None = None) -> Path:
-    import lm_eval
-    from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager
 
     tm = TaskManager(include_path=str(task_dir), include_defaults=False, metadata=metadata)
-    tracker = EvaluationTracker(output_path=str(out))
-    results = lm_eval.simple_evaluate(model="hf", model_args={"pretrained": str(model)}, tasks=[GROUP], limit=limit,
-                                      device="cpu", batch_size=16, log_samples=True, task_manager=tm,
-                                      evaluation_tracker=tracker)
-    samples = results.pop("samples")
-    tracker.save_results_aggregated(results=results, samples=samples)
-    for task in results["configs"]:
-        tracker.save_results_samples(task_name=task, samples=samples[task])
-    return out
+    return evaluate_to(out, model="hf", model_args={"pretrained": str(model)}, tasks=[GROUP], limit=limit,
+                       device="cpu", batch_size=16, task_manager=tm)
 
 
 @pytest.fixture(scope="module")
