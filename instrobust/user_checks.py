@@ -13,7 +13,8 @@ from typing import Any, Mapping, Sequence
 import jinja2
 from jinja2 import meta
 
-from instrobust.bank import Instruction, _ENV, bbl_sentinel_doc, check_bbl_template, check_qa_template, render
+from instrobust import bank
+from instrobust.bank import Instruction, bbl_sentinel_doc, check_bbl_template, check_qa_template, render
 from instrobust.errors import InstrobustError, TemplateRenderError
 
 # fields a document offers: the QA ones of MMLU (no subject: no observed prompt shows it) and
@@ -23,13 +24,19 @@ QA_SENTINEL = {"question": "QSENTINEL what is asked here", "choices": [f"OPTSENT
                "letters": list("ABCD")}
 
 
+def sandbox() -> jinja2.Environment:
+    """The template sandbox of instrobust.bank (``JINJA_ENV``; ``_ENV`` before the bank was split up)."""
+    return getattr(bank, "JINJA_ENV", None) or getattr(bank, "_ENV")
+
+
 def _where(ins: Instruction) -> str:
     return str(ins.provenance["file"])
 
 
 def check_fields(ins: Instruction, kind: str) -> None:
     try:
-        used = meta.find_undeclared_variables(_ENV.parse(ins.template)) - set(_ENV.globals)
+        env = sandbox()
+        used = meta.find_undeclared_variables(env.parse(ins.template)) - set(env.globals)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateRenderError(f"{_where(ins)}: not a valid Jinja template (line {exc.lineno}: {exc.message})") from None
     allowed = FIELDS["bbl" if kind == "bbl" else "qa"]

@@ -76,10 +76,10 @@ def wrapped_task(task: str, include: str | None = None):
 
 
 def _expression(field: str, source: str):
-    from instrobust.bank import _ENV
+    from instrobust.user_checks import sandbox
 
     try:
-        return _ENV.compile_expression(source, undefined_to_none=False)
+        return sandbox().compile_expression(source, undefined_to_none=False)
     except Exception as exc:  # jinja2.TemplateSyntaxError and friends: name the field
         raise DataError(f"--field {field}={source}: not a Jinja expression ({exc})") from None
 
