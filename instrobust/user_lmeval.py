@@ -9,6 +9,7 @@ Jinja expression over the task's document, evaluated in the template sandbox (in
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any, Mapping
 
 import datasets
@@ -66,13 +67,29 @@ def wrapped_task(task: str, include: str | None = None):
         tm = _manager(None) if include else tm
     if task not in tm.all_tasks:
         raise DataError(f"lm-eval task {task!r} not found" + (f" (nor under {include})" if include else ""))
-    built = tm.load(task)["tasks"]
+    try:
+        built = tm.load(task)["tasks"]
+    except Exception as exc:  # its dataset cannot be had (offline, gated) or its config is broken
+        from instrobust.errors import one_line
+
+        raise DataError(f"lm-eval task {task!r} could not be built: {one_line(exc)}") from None
     if task not in built:
         raise DataError(f"lm-eval {task!r} is a group or tag: name one multiple_choice task")
     obj = built[task]
     if getattr(obj, "OUTPUT_TYPE", None) != "multiple_choice":
         raise DataError(f"lm-eval task {task!r} is {getattr(obj, 'OUTPUT_TYPE', '?')}, not multiple_choice")
     return obj
+
+
+def task_folder(task: str, include: str | None = None) -> str | None:
+    """The folder of ``task``'s YAML: what the generated tasks index at run time, so loading them
+    does not index all of lm-eval's tasks (seconds) a second time."""
+    wrapped_task(task, include)  # fails here, clearly, for an unknown or unfit task
+    for tm in (_manager(include), _manager(None)):
+        entry = tm.task_index.get(task)
+        if entry is not None and entry.yaml_path is not None:
+            return str(Path(entry.yaml_path).resolve().parent)
+    return include
 
 
 def _expression(field: str, source: str):

@@ -18,14 +18,15 @@ import json
 import re
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from instrobust.bank import Instruction
 from instrobust.errors import DataError, InstrobustError, TemplateRenderError
 
-# instruction id -> the user's instruction, for instrobust.harness.instruction
-registered: dict[str, Instruction] = {}
+# instruction id -> the user's instruction, for instrobust.harness.instruction (kept in instrobust.lookup,
+# below the harness, so that the harness needs no import of this module)
+from instrobust.lookup import registered  # noqa: E402
 
 MANIFEST = "instrobust_user.json"
 TEMPLATES = "templates"
@@ -175,6 +176,10 @@ def build(folder: Path, bench: Benchmark, collection: str, out: Path) -> tuple[l
     """Check the templates, write the task folder; (task and group names, warnings)."""
     from instrobust.user_checks import check_template, originality_warnings
 
+    if bench.kind == "lm-eval":
+        from instrobust.user_lmeval import task_folder
+
+        bench = replace(bench, include=task_folder(bench.task, bench.include))
     instructions = read_instructions(folder, bench, collection)
     declared = set(_sidecar_keys(folder / "answers.yaml"))
     orphans = sorted(declared - {p.stem for p in folder.glob("*.jinja")})

@@ -214,3 +214,46 @@ def test_builtin_mappings_name_a_question_for_every_common_task():
         assert "question" in fields_for(task, {})
     assert fields_for("piqa", {"question": "sol1"})["question"] == "sol1"
     assert BUILTIN_FIELDS["winogrande"]["answer"] == "answer | int - 1"
+
+
+# One document per built-in mapping, in its dataset's real schema, read through the task's own
+# lm-eval config (only the data source swapped for a local file): the mapping gives our fields.
+BUILTIN_DOCS = {
+    "arc_challenge": ("arc", {"id": "x", "question": "Which is a metal?", "answerKey": "B",
+                              "choices": {"text": ["wood", "iron", "glass"], "label": ["A", "B", "C"]}},
+                      "Which is a metal?", ["wood", "iron", "glass"], 1),
+    "hellaswag": ("hellaswag", {"activity_label": "Baking", "ctx_a": "She mixes the flour.", "ctx_b": "then she",
+                                "ctx": "", "endings": ["bakes it.", "sings.", "swims.", "flies."], "label": "0",
+                                "split": "val", "split_type": "indomain", "source_id": "s", "ind": 1},
+                  "Baking: She mixes the flour. Then she", ["bakes it.", "sings.", "swims.", "flies."], 0),
+    "piqa": ("piqa", {"goal": "Open a jar", "sol1": "twist the lid", "sol2": "eat the lid", "label": 0},
+             "Open a jar", ["twist the lid", "eat the lid"], 0),
+    "boolq": ("super_glue/boolq", {"passage": "Cats are mammals.", "question": "is a cat a mammal", "idx": 0, "label": 1},
+              "Cats are mammals.\nis a cat a mammal?", ["no", "yes"], 1),
+    "openbookqa": ("openbookqa", {"id": "x", "question_stem": "Plants need", "answerKey": "C",
+                                  "choices": {"text": ["salt", "rocks", "light", "noise"], "label": list("ABCD")}},
+                   "Plants need", ["salt", "rocks", "light", "noise"], 2),
+    "winogrande": ("winogrande", {"sentence": "The cup broke because _ was thin.", "option1": "the cup",
+                                  "option2": "the table", "answer": "1"},
+                   "The cup broke because _ was thin.", ["the cup", "the table"], 0),
+}
+
+
+@pytest.mark.parametrize("task", sorted(BUILTIN_DOCS))
+def test_builtin_mapping_fits_the_tasks_own_documents(task, tmp_path):
+    import lm_eval.tasks
+    from lm_eval.api.task import ConfigurableTask
+    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    from instrobust.user_lmeval import BUILTIN_FIELDS, map_doc
+
+    folder, row, question, choices, answer = BUILTIN_DOCS[task]
+    tm = TaskManager(include_path=str(Path(lm_eval.tasks.__file__).parent / folder), include_defaults=False)
+    config = load_yaml(tm.task_index[task].yaml_path, resolve_func=True)
+    (tmp_path / "v.jsonl").write_text(json.dumps(row) + "\n")
+    config.update(dataset_path="json", dataset_name=None, dataset_kwargs={"data_files": {"validation": str(tmp_path / "v.jsonl")}},
+                  training_split=None, validation_split="validation", test_split=None)
+    wrapped = ConfigurableTask(config=config)
+    doc = map_doc(wrapped, BUILTIN_FIELDS[task], wrapped.validation_docs()[0], task)
+    assert doc == {"question": question, "choices": choices, "letters": list("ABCD")[:len(choices)], "answer": answer}
