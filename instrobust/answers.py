@@ -17,14 +17,14 @@ import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import yaml
 
 from instrobust.errors import DataError
 
-if TYPE_CHECKING:
-    from instrobust.bank import Instruction
+# An instruction (instrobust.instruction.Instruction) is not imported here: Instruction.answer_space
+# reads this module, so it names the type only as a string.
 
 KINDS = ("letters", "options", "labels")
 
@@ -111,7 +111,7 @@ def _qa_sentinel() -> dict:
 
 
 def _sentinel(ins: "Instruction") -> dict:
-    from instrobust.bank import bbl_sentinel_doc
+    from instrobust.rendering import bbl_sentinel_doc
 
     return bbl_sentinel_doc(ins.task_type) if ins.benchmark == "bbl" else _qa_sentinel()
 
@@ -148,7 +148,7 @@ def _p3_space(ins: "Instruction") -> AnswerSpace:
     """promptsource's ``answer_choices``, evaluated on a sentinel document."""
     from dataclasses import replace
 
-    from instrobust.bank import render
+    from instrobust.rendering import render
 
     doc = _sentinel(ins)
     probe = replace(ins, template=ins.template + "\x1e{{ answer_choices | join('\x1f') }}", prompt_separator=None)
@@ -192,7 +192,7 @@ def observed_space(ins: "Instruction") -> AnswerSpace:
 @functools.lru_cache(maxsize=8192)
 def answer_space(ins: "Instruction") -> AnswerSpace:
     """The answer space of ``ins``: its sidecar entry (our templates) or its collection's rule."""
-    from instrobust.observed import TEMPLATES_DIR
+    from instrobust.paths import TEMPLATES_DIR
 
     if ins.collection == "paper":  # the authors' helper's label_space, read with their template
         return parse_entry(ins.provenance["answer_space"], "paper: their label_space")

@@ -3,19 +3,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from instrobust.errors import InstrobustError
-
-
-def tasks_path() -> Path:
-    """Folder holding our task YAMLs: the installed copy inside lm_eval, else the source tree."""
-    try:
-        import lm_eval.tasks.instrobust as installed  # shipped there by `pip install .`
-
-        return Path(list(installed.__path__)[0])
-    except ImportError:
-        return Path(__file__).resolve().parents[1] / "lm_eval_tasks"
+from instrobust.paths import tasks_path  # noqa: F401  (re-exported: `instrobust tasks-path` prints it)
 
 
 def _list(args) -> int:

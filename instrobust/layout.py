@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from instrobust.bank import Instruction, render, split_question
+from instrobust.instruction import Instruction
+from instrobust.rendering import render, split_question
 from instrobust.errors import TemplateRenderError
 
 

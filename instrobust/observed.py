@@ -14,14 +14,12 @@ from typing import Any
 
 import yaml
 
-from instrobust import parsers
-from instrobust.bank import Instruction, check_qa_template
+import instrobust.parsers as parsers
 from instrobust.errors import ChecksumError, DataError, SourceUnavailable
+from instrobust.instruction import Instruction, check_qa_template
+from instrobust.paths import TEMPLATES_DIR  # also read from here by scripts/pin_observed.py
 from instrobust.sources import OfflineCopy, SourceResolver, UpstreamFile, sha256_text
 
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
-if not TEMPLATES_DIR.is_dir():  # running from a source checkout: templates/ sits at the top
-    TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 
 # How a QA document is shown where an upstream template has a single free-text input slot
 # (Flan's natinst {input}, an Alpaca entry's input). Ours; one format for every such template.

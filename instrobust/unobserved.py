@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from instrobust.bank import Instruction, check_qa_template
-from instrobust.observed import TEMPLATES_DIR
+from instrobust.instruction import Instruction, check_qa_template
+from instrobust.paths import TEMPLATES_DIR
 
 
 def unobserved_dir(benchmark: str) -> Path:

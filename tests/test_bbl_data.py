@@ -164,7 +164,8 @@ def _hub_rows(root: Path, task) -> list[dict]:
     (deduplicated) example, stripped, option texts stripped; subtasks in name order."""
     import numpy as np
 
-    from instrobust.bbl.data import _examples_of, _meta, _read_json, _subtask_dirs
+    from instrobust.bbl.data import _examples_of
+    from instrobust.bbl.taskjson import read_json as _read_json, subtask_dirs as _subtask_dirs, task_meta as _meta
 
     task_dir = root / task.name
     subs = [d / "task.json" for d in _subtask_dirs(task_dir)] or [task_dir / "task.json"]

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from instrobust.bbl import BBLTask, task_info
+from instrobust.bbl.taskjson import RawTask, format_input, read_json, subtask_dirs, task_meta
 from instrobust.errors import DataError
 from instrobust.sources import data_dir_from_env, hub_unreachable
 
@@ -51,17 +52,6 @@ MULTI_GOLD_EXCLUDED = {
 # An example_input_prefix this short that ends in ":" is a field label ("Sentence:", "Passage:",
 # "Python code:"): it is kept in front of the input, with its own separator. Longer prefixes
 # are task instructions (novel_concepts) and are dropped: the instruction under test supplies those.
-_LABEL_MAX_WORDS = 3
-
-
-@dataclass(frozen=True)
-class RawTask:
-    """What a source yields for one task: examples (with where they came from) and metadata."""
-
-    examples: tuple[tuple[str, dict], ...]  # (location used in error messages, example)
-    meta: dict[str, Any]                    # the task.json whose prefixes apply (minus examples)
-    designer: str | None                    # task_prefix, else description; None if unknown
-    origin: str
 
 
 @dataclass(frozen=True)
@@ -71,22 +61,6 @@ class BBLPool:
     heldout: tuple[dict, ...]
     designer: str | None
     origin: str
-
-
-def format_input(text: str, meta: dict[str, Any]) -> str:
-    """The example's input with the task's ``example_input_prefix`` convention applied.
-
-    Leading newlines and trailing whitespace are dropped (indentation of a first code line is
-    kept). A short field label ("Sentence: ", "\\nPython code:\\n") stays in front; BIG-bench's
-    implicit default prefix ("Q: ") is not added; long instruction-like prefixes are dropped.
-    """
-    body = text.lstrip("\n").rstrip()
-    prefix = meta.get("example_input_prefix")
-    if isinstance(prefix, str):
-        label = prefix.strip()
-        if label.endswith(":") and len(label.split()) <= _LABEL_MAX_WORDS:
-            return prefix.lstrip("\n") + body
-    return body
 
 
 def example_to_doc(task: str, where: str, example: dict, meta: dict[str, Any]) -> dict:
@@ -116,20 +90,6 @@ def example_to_doc(task: str, where: str, example: dict, meta: dict[str, Any]) -
 
 # ---- task.json layout ---------------------------------------------------------------------
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object (a BIG-bench task.json)")
-    return data
-
-
-def _subtask_dirs(task_dir: Path) -> list[Path]:
-    return sorted(p for p in task_dir.iterdir() if p.is_dir() and (p / "task.json").is_file())
-
-
 def _designer_text(*jsons: dict) -> str | None:
     """The task designer's instruction: the first task_prefix, else the first description."""
     for key in ("task_prefix", "description"):
@@ -146,8 +106,8 @@ def read_task_dir(root: Path, task: BBLTask) -> RawTask:
     top_path = task_dir / "task.json"
     if not top_path.is_file():
         raise DataError(f"BBL task {task.name!r}: {top_path} not found")
-    top = _read_json(top_path)
-    subs = _subtask_dirs(task_dir)
+    top = read_json(top_path)
+    subs = subtask_dirs(task_dir)
     if task.subtask is not None:
         sub_path = task_dir / task.subtask / "task.json"
         if not sub_path.is_file():
@@ -156,11 +116,11 @@ def read_task_dir(root: Path, task: BBLTask) -> RawTask:
                 f"BBL task {task.name!r}: subtask {task.subtask!r} not found ({sub_path} missing; "
                 f"subtasks here: {known})"
             )
-        sub = _read_json(sub_path)
+        sub = read_json(sub_path)
         examples = _examples_of(sub, sub_path, task.name, f"{task.subtask}#")
-        return RawTask(examples, _meta(sub), _designer_text(sub, top), str(sub_path))
+        return RawTask(examples, task_meta(sub), _designer_text(sub, top), str(sub_path))
     if top.get("examples"):
-        return RawTask(_examples_of(top, top_path, task.name, ""), _meta(top), _designer_text(top), str(top_path))
+        return RawTask(_examples_of(top, top_path, task.name, ""), task_meta(top), _designer_text(top), str(top_path))
     if not subs:
         raise DataError(f"BBL task {task.name!r}: {top_path} has no examples and there are no subtask folders")
     if not task.pool_subtasks:
@@ -171,16 +131,12 @@ def read_task_dir(root: Path, task: BBLTask) -> RawTask:
     examples: list[tuple[str, dict]] = []
     metas = []
     for sub_dir in subs:
-        sub = _read_json(sub_dir / "task.json")
+        sub = read_json(sub_dir / "task.json")
         examples += _examples_of(sub, sub_dir / "task.json", task.name, f"{sub_dir.name}#")
-        metas.append(_meta(sub))
+        metas.append(task_meta(sub))
     # Pooled subtasks share one input convention; if they disagree the top-level one applies.
-    meta = metas[0] if all(m.get("example_input_prefix") == metas[0].get("example_input_prefix") for m in metas) else _meta(top)
+    meta = metas[0] if all(m.get("example_input_prefix") == metas[0].get("example_input_prefix") for m in metas) else task_meta(top)
     return RawTask(tuple(examples), meta, _designer_text(top), str(task_dir))
-
-
-def _meta(data: dict) -> dict:
-    return {k: v for k, v in data.items() if k != "examples"}
 
 
 def _examples_of(data: dict, path: Path, task: str, tag: str) -> tuple[tuple[str, dict], ...]:

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from instrobust.bbl import BBLTask
+from instrobust.bbl.taskjson import RawTask, format_input, read_json, subtask_dirs, task_meta
 from instrobust.errors import DataError
 
 HUB_DATASET = os.environ.get("INSTROBUST_BBL_HUB", "hails/bigbench")
@@ -58,8 +59,6 @@ class HubFormat:
 
 def hub_format(meta: dict[str, Any], n_choices: tuple[int, ...] = ()) -> HubFormat:
     """The pinned facts for one task.json (``meta``: its fields other than examples)."""
-    from instrobust.bbl.data import format_input
-
     task_prefix = str(meta.get("task_prefix", ""))
     input_prefix = meta.get("example_input_prefix", DEFAULT_INPUT_PREFIX)
     head = (task_prefix + input_prefix).lstrip()
@@ -137,8 +136,6 @@ def rows_to_examples(task: BBLTask, rows: list[dict], fmt: HubFormat):
 
 def raw_task(task: BBLTask):
     """The task from the hub, or None when the hub cannot be reached (the caller tries the next source)."""
-    from instrobust.bbl.data import RawTask
-
     fmt = pinned_formats().get(task.name)
     if fmt is None:
         return None
@@ -157,25 +154,24 @@ def compute_formats(root) -> dict[str, HubFormat]:
     from pathlib import Path
 
     from instrobust.bbl import TASKS
-    from instrobust.bbl.data import _meta, _read_json, _subtask_dirs
 
     out = {}
     for name, task in TASKS.items():
         task_dir = Path(root) / name
-        subs = {p.name: _read_json(p / "task.json") for p in _subtask_dirs(task_dir)}
+        subs = {p.name: read_json(p / "task.json") for p in subtask_dirs(task_dir)}
         if task.subtask:
             mine = {len(e["target_scores"]) for e in subs[task.subtask]["examples"]}
             others = {len(e["target_scores"]) for n, d in subs.items() if n != task.subtask for e in d["examples"]}
             if mine & others:
                 raise DataError(f"{name}: subtask {task.subtask} cannot be told apart by option count ({mine & others})")
-            out[name] = hub_format(_meta(subs[task.subtask]), tuple(sorted(mine)))
+            out[name] = hub_format(task_meta(subs[task.subtask]), tuple(sorted(mine)))
         elif subs and task.pool_subtasks:
-            formats = {hub_format(_meta(d)) for d in subs.values()}
+            formats = {hub_format(task_meta(d)) for d in subs.values()}
             if len(formats) != 1:
                 raise DataError(f"{name}: pooled subtasks are formatted differently")
             out[name] = formats.pop()
         else:
-            out[name] = hub_format(_meta(_read_json(task_dir / "task.json")))
+            out[name] = hub_format(task_meta(read_json(task_dir / "task.json")))
     return out
 
 

@@ -19,8 +19,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from instrobust import parsers
-from instrobust.bank import Instruction, InstructionBank, check_bbl_template
+import instrobust.parsers as parsers
+from instrobust.instruction import Instruction, InstructionSet, check_bbl_template
 from instrobust.bbl import BBL_TYPES, TASKS, VARIANT_TASKS, option_counts, task_info
 from instrobust.errors import ChecksumError, DataError, SourceUnavailable, UnknownInstructionError
 from instrobust.observed import TEMPLATES_DIR, _check_text, reference_spec, select_alpaca, upstream_files
@@ -436,11 +436,11 @@ def get(instruction_id: str, resolver: SourceResolver | None = None) -> Instruct
             raise UnknownInstructionError(f"unknown instruction id {instruction_id!r}: observed BBL ids are per "
                                           f"task type ({', '.join(BBL_TYPES)}), e.g. bbl_qa_obs_flan2022_01")
         instructions, skipped = observed_for_type(scope, resolver)
-        bank = InstructionBank(instructions, skipped)
+        bank = InstructionSet(instructions, skipped)
         return bank.get(instruction_id)
     task_info(scope)  # a clear error for an unknown task
     if kind == "unobs":
-        bank = InstructionBank(load_unobserved(scope))
+        bank = InstructionSet(load_unobserved(scope))
         return bank.get(instruction_id)
     if m["n"] != "01":
         raise UnknownInstructionError(f"unknown instruction id {instruction_id!r}: designer and variant "
@@ -450,7 +450,7 @@ def get(instruction_id: str, resolver: SourceResolver | None = None) -> Instruct
     return variant_instruction(scope, kind.removeprefix("var_"), resolver)
 
 
-def load_bbl_bank(resolver: SourceResolver | None = None, observed: bool = True) -> InstructionBank:
+def load_bbl_bank(resolver: SourceResolver | None = None, observed: bool = True) -> InstructionSet:
     """Every BBL instruction that can be had; unavailable collections are listed in ``skipped``."""
     out: list[Instruction] = []
     skipped: dict[str, str] = {}
@@ -478,4 +478,4 @@ def load_bbl_bank(resolver: SourceResolver | None = None, observed: bool = True)
         paper, why = load_paper("bbl", resolver)
         out += paper
         skipped.update(why)
-    return InstructionBank(out, skipped)
+    return InstructionSet(out, skipped)

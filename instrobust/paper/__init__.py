@@ -18,7 +18,7 @@ import functools
 import re
 from typing import NamedTuple
 
-from instrobust.bank import Instruction
+from instrobust.instruction import Instruction
 from instrobust.errors import DataError, SourceUnavailable, UnknownInstructionError
 from instrobust.paper.ids import is_paper_id, make_id, parse_id
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import yaml
 
-from instrobust.bank import Instruction, check_bbl_template, check_qa_template
 from instrobust.errors import ChecksumError, DataError
+from instrobust.instruction import Instruction, check_bbl_template, check_qa_template
 from instrobust.observed import TEMPLATES_DIR, upstream_files
-from instrobust.paper import configs, formats
+import instrobust.paper.configs as configs
+import instrobust.paper.formats as formats
 from instrobust.paper.rebuild import rebuilt_prompt
 from instrobust.sources import OfflineCopy, SourceResolver, UpstreamFile, sha256_text
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from instrobust.report import stats
+import instrobust.report.stats as stats
 from instrobust.report.cells import Cell, ModelInfo, ReportInputError
 from instrobust.report.reference import paper_reference
 from instrobust.report.tasks import CATEGORY_ORDER, OBSERVED_COLLECTIONS, VARIANT_COLLECTIONS, setting_label

@@ -24,13 +24,13 @@ SPARSE_KEYS = ("sparse_group", "sparse_budget", "sparse_seed", "sparse_n_items",
 def available_members(group: str, members: tuple[str, ...] | None = None) -> tuple[str, ...]:
     """The design group's instructions (or ``members``, an explicit list) that can be had here
     (e.g. without Alpaca when it is skipped), in order: they split the item pool between them."""
-    from instrobust import harness
+    from instrobust.lookup import instruction
     from instrobust.sparse.tasks import design_members
 
     out = []
     for iid in (members if members is not None else design_members(group)):
         try:
-            harness.instruction(iid)
+            instruction(iid)
         except UnknownInstructionError:
             continue
         out.append(iid)
