@@ -190,8 +190,8 @@ def build(folder: Path, bench: Benchmark, collection: str, out: Path) -> tuple[l
         check_template(ins, bench.kind, bench.task or bench.kind, docs)
     warnings = originality_warnings(instructions, bench.kind)
     files = task_files(instructions, bench, collection, folder)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / TEMPLATES).mkdir(exist_ok=True)
+    _clear(out)
+    (out / TEMPLATES).mkdir(parents=True)
     for path in [*folder.glob("*.jinja"), folder / "answers.yaml"]:
         shutil.copyfile(path, out / TEMPLATES / path.name)
     (out / MANIFEST).write_text(json.dumps({"kind": bench.kind, "task": bench.task, "task_type": bench.task_type,
@@ -201,6 +201,17 @@ def build(folder: Path, bench: Benchmark, collection: str, out: Path) -> tuple[l
     for rel, text in files.items():
         (out / rel).write_text(text)
     return [rel.removesuffix(".yaml") for rel in files], warnings
+
+
+def _clear(out: Path) -> None:
+    """Empty a folder an earlier ``instrobust tasks`` wrote (no stale task of a removed template
+    stays); refuse any other non-empty folder."""
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not (out / MANIFEST).is_file():
+        raise DataError(f"--out {out}: not empty and not written by `instrobust tasks`; name a new folder")
+    for path in out.iterdir():
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def _sidecar_keys(path: Path) -> list[str]:

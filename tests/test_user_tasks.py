@@ -173,6 +173,20 @@ def test_a_bad_template_is_refused_naming_its_file(quiz_def, tmp_path, capsys, n
     assert all(w in line for w in wanted), line
 
 
+def test_rewriting_a_task_folder_drops_removed_templates(quiz_def, tmp_path, capsys):
+    folder = tmp_path / "prompts"
+    shutil.copytree(FIXTURES / "prompts", folder)
+    assert _tasks(quiz_def, tmp_path / "o", folder) == 0
+    (folder / "03.jinja").unlink()
+    (folder / "answers.yaml").write_text('"01": letters\n"02": options\n')
+    assert _tasks(quiz_def, tmp_path / "o", folder) == 0
+    assert sorted(p.stem for p in (tmp_path / "o").glob("*.yaml")) == [GROUP, f"{GROUP}_01", f"{GROUP}_02"]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    assert _tasks(quiz_def, tmp_path / "other", folder) == 2
+    assert "not written by `instrobust tasks`" in _one_error_line(capsys)
+
+
 def test_observed_collection_names_are_refused(quiz_def, tmp_path, capsys):
     assert _tasks(quiz_def, tmp_path / "o", FIXTURES / "prompts", "--collection", "observed") == 2
     assert "--collection 'observed'" in _one_error_line(capsys)
