@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from instrobust import paper
+from instrobust.names import unobserved_id
 from instrobust.observed import planned_ids
 from instrobust.unobserved import unobserved_dir
 
@@ -59,7 +60,7 @@ class MMLUTask:
 
 
 def mmlu_unobserved_ids() -> list[str]:
-    return [f"mmlu_unobs_{int(p.stem):02d}" for p in sorted(unobserved_dir("mmlu").glob("*.jinja"))]
+    return [unobserved_id("mmlu", p.stem) for p in sorted(unobserved_dir("mmlu").glob("*.jinja"))]
 
 
 def mmlu_tasks() -> list[MMLUTask]:

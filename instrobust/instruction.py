@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from instrobust.errors import TemplateRenderError, UnknownInstructionError
+from instrobust.names import COLLECTIONS, OBSERVED_COLLECTIONS  # noqa: F401  (re-exported by instrobust.bank)
 from instrobust.paths import tasks_path
 from instrobust.rendering import bbl_sentinel_doc, render, where
 
-COLLECTIONS = ("flan2022", "alpaca", "p3", "unobserved")
-OBSERVED_COLLECTIONS = ("flan2022", "alpaca", "p3")
 TASK_TYPES = ("qa", "mc", "bc")
 
 # Fields every MMLU document offers to a template.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 
 from instrobust.bank import Instruction, InstructionBank
+from instrobust.names import is_observed_id
 
 # instruction id -> a user's instruction (instrobust.user_tasks registers them as their task loads)
 registered: dict[str, Instruction] = {}
@@ -29,8 +30,7 @@ def instruction(instruction_id: str) -> Instruction:
 
         return paper_instruction(instruction_id)
     benchmark = instruction_id.split("_", 1)[0]
-    observed = "_obs_" in instruction_id
-    return bank_for(benchmark, observed).get(instruction_id)
+    return bank_for(benchmark, is_observed_id(instruction_id)).get(instruction_id)
 
 
 @functools.lru_cache(maxsize=4096)

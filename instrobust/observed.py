@@ -17,6 +17,7 @@ import yaml
 import instrobust.parsers as parsers
 from instrobust.errors import ChecksumError, DataError, SourceUnavailable
 from instrobust.instruction import Instruction, check_qa_template
+from instrobust.names import observed_id
 from instrobust.paths import TEMPLATES_DIR  # also read from here by scripts/pin_observed.py
 from instrobust.sources import OfflineCopy, SourceResolver, UpstreamFile, sha256_text
 
@@ -111,7 +112,7 @@ class _Loader:
     def make(self, collection: str, n: int, template: str, provenance: dict, sep=None,
              values: dict[str, str] | None = None) -> Instruction:
         ins = Instruction(
-            id=f"{self.benchmark}_obs_{collection}_{n:02d}", benchmark=self.benchmark,
+            id=observed_id(self.benchmark, collection, n), benchmark=self.benchmark,
             collection=collection, task_type=self.task_type, template=template,
             provenance=provenance, prompt_separator=sep, values=values or {},
         )
@@ -120,7 +121,7 @@ class _Loader:
         return ins
 
     def iid(self, collection: str, n: int) -> str:
-        return f"{self.benchmark}_obs_{collection}_{n:02d}"
+        return observed_id(self.benchmark, collection, n)
 
     def unit(self, collection: str, n: int, build) -> Instruction | None:
         """One instruction from ``build() -> (template, values, provenance, separator)``, or None
@@ -277,4 +278,4 @@ def planned_ids(benchmark: str) -> dict[str, list[str]]:
         counts["alpaca"] = spec["alpaca"]["count"]
     if "p3" in spec:
         counts["p3"] = len(spec["p3"])
-    return {c: [f"{benchmark}_obs_{c}_{i:02d}" for i in range(1, n + 1)] for c, n in counts.items()}
+    return {c: [observed_id(benchmark, c, i) for i in range(1, n + 1)] for c, n in counts.items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from instrobust.instruction import Instruction, check_qa_template
+from instrobust.names import unobserved_id
 from instrobust.paths import TEMPLATES_DIR
 
 
@@ -21,7 +22,7 @@ def load_unobserved(benchmark: str, task_type: str = "qa") -> list[Instruction]:
         # Files end with a newline by convention; the prompt itself ends at the answer cue.
         source = path.read_text(encoding="utf-8").removesuffix("\n")
         ins = Instruction(
-            id=f"{benchmark}_unobs_{int(path.stem):02d}", benchmark=benchmark, collection="unobserved",
+            id=unobserved_id(benchmark, path.stem), benchmark=benchmark, collection="unobserved",
             task_type=task_type, template=source,
             provenance={"file": f"templates/unobserved/{benchmark}/{path.name}"},
         )

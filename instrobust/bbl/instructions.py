@@ -21,12 +21,12 @@ from typing import Any
 
 import instrobust.parsers as parsers
 from instrobust.instruction import Instruction, InstructionSet, check_bbl_template
+from instrobust.names import OBSERVED_COLLECTIONS, observed_id, unobserved_id
 from instrobust.bbl import BBL_TYPES, TASKS, VARIANT_TASKS, option_counts, task_info
 from instrobust.errors import ChecksumError, DataError, SourceUnavailable, UnknownInstructionError
 from instrobust.observed import TEMPLATES_DIR, _check_text, reference_spec, select_alpaca, upstream_files
 from instrobust.sources import SourceResolver
 
-OBSERVED_COLLECTIONS = ("flan2022", "alpaca", "p3")
 
 # The BBL input with its lettered options: what fills a single free-text slot (Flan natinst
 # {input}, an Alpaca entry's input, the designer prefix's example). Ours; the MMLU format.
@@ -105,7 +105,7 @@ class _BBLLoader:
     def make(self, collection: str, n: int, template: str, provenance: dict, sep: str | None = None,
              values: dict[str, str] | None = None) -> Instruction:
         ins = Instruction(
-            id=f"bbl_{self.task_type}_obs_{collection}_{n:02d}", benchmark="bbl", collection=collection,
+            id=observed_id(f"bbl_{self.task_type}", collection, n), benchmark="bbl", collection=collection,
             task_type=self.task_type, template=template, provenance=provenance, prompt_separator=sep,
             values=values or {},
         )
@@ -118,7 +118,7 @@ class _BBLLoader:
         try:
             template, values, prov = build()
         except (SourceUnavailable, ChecksumError) as exc:
-            self.skipped[f"bbl_{self.task_type}_obs_{collection}_{n:02d}"] = str(exc)
+            self.skipped[observed_id(f"bbl_{self.task_type}", collection, n)] = str(exc)
             return None
         return self.make(collection, n, template, prov, sep=sep, values=values)
 
@@ -138,7 +138,7 @@ class _BBLLoader:
         try:  # one file: all of its instructions or none
             src, copy = self.fetch(spec["source"])
         except (SourceUnavailable, ChecksumError) as exc:
-            self.skipped.update({f"bbl_{self.task_type}_obs_alpaca_{n:02d}": str(exc) for n in range(1, spec["count"] + 1)})
+            self.skipped.update({observed_id(f"bbl_{self.task_type}", "alpaca", n): str(exc) for n in range(1, spec["count"] + 1)})
             return []
         entries = parsers.alpaca_entries(copy.path)
         return alpaca_instructions(entries, spec, self.task_type, {"source": f"{src.repo}@{src.commit[:12]}:{src.path}",
@@ -256,7 +256,7 @@ def alpaca_instructions(entries: list[dict], spec: dict, task_type: str, provena
     out = []
     for n, (index, entry) in enumerate(picked, start=1):
         ins = Instruction(
-            id=f"bbl_{task_type}_obs_alpaca_{n:02d}", benchmark="bbl", collection="alpaca", task_type=task_type,
+            id=observed_id(f"bbl_{task_type}", "alpaca", n), benchmark="bbl", collection="alpaca", task_type=task_type,
             template="{{ alpaca_instruction }}\n\n" + BBL_INPUT + ANSWER_CUE,
             values={"alpaca_instruction": entry["instruction"].strip()},
             provenance={**provenance, "entry": index, "rule": spec["rule"]},
@@ -290,7 +290,7 @@ def planned_observed_ids(task_type: str) -> dict[str, list[str]]:
         counts["alpaca"] = spec["alpaca"]["count"]
     if "p3" in spec:
         counts["p3"] = len(spec["p3"])
-    return {c: [f"bbl_{task_type}_obs_{c}_{i:02d}" for i in range(1, n + 1)]
+    return {c: [observed_id(f"bbl_{task_type}", c, i) for i in range(1, n + 1)]
             for c, n in counts.items() if c in OBSERVED_COLLECTIONS}
 
 
@@ -313,7 +313,7 @@ def load_unobserved(task: str, root: Path | None = None) -> list[Instruction]:
         if not path.stem.isdigit():
             raise DataError(f"{path}: unobserved template files are named NN.jinja")
         ins = Instruction(
-            id=f"bbl_{task}_unobs_{int(path.stem):02d}", benchmark="bbl", collection="unobserved",
+            id=unobserved_id(f"bbl_{task}", path.stem), benchmark="bbl", collection="unobserved",
             task_type=info.task_type, template=path.read_text(encoding="utf-8").removesuffix("\n"),
             provenance={"file": f"templates/unobserved/bbl/{task}/{path.name}", "bbl_task": task},
         )
@@ -410,7 +410,7 @@ def planned_variant_ids(task: str) -> dict[str, list[str]]:
     spec = variant_spec().get(task, {})
     out = {v: [f"bbl_{task}_var_{v}_01"] for v in ("closest", "incorrect", "negated") if v in spec}
     out["designer"] = [f"bbl_{task}_designer_01"]
-    out["newly_collected"] = [f"bbl_{task}_unobs_{int(p.stem):02d}" for p in unobserved_files(task)]
+    out["newly_collected"] = [unobserved_id(f"bbl_{task}", p.stem) for p in unobserved_files(task)]
     if nonsensical_path(task).is_file():
         out["nonsensical"] = [f"bbl_{task}_var_nonsensical_01"]
     return out

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 from instrobust import paper
 from instrobust.bbl import BBL14, BBL_TYPES, TASKS, VARIANT_TASKS, VARIANTS
-from instrobust.bbl.instructions import OBSERVED_COLLECTIONS, planned_observed_ids, planned_variant_ids, unobserved_files
+from instrobust.bbl.instructions import planned_observed_ids, planned_variant_ids, unobserved_files
+from instrobust.names import OBSERVED_COLLECTIONS, observed_id, unobserved_id
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,9 @@ def task_specs() -> list[TaskSpec]:
             for collection, ids in observed[info.task_type].items():
                 for iid in ids:
                     n = iid.rsplit("_", 1)[1]
-                    out.append(TaskSpec(f"bbl_{task}_obs_{collection}_{n}", iid, task, collection, True))
+                    out.append(TaskSpec(observed_id(f"bbl_{task}", collection, n), iid, task, collection, True))
         for path in unobserved_files(task):
-            iid = f"bbl_{task}_unobs_{int(path.stem):02d}"
+            iid = unobserved_id(f"bbl_{task}", path.stem)
             out.append(TaskSpec(iid, iid, task, "unobserved", False))
         out.append(TaskSpec(f"bbl_{task}_designer_01", f"bbl_{task}_designer_01", task, "designer", False))
         if task in VARIANT_TASKS:

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 import instrobust.report.stats as stats
+from instrobust.names import OBSERVED_COLLECTIONS
 from instrobust.report.cells import Cell, ModelInfo, ReportInputError
 from instrobust.report.reference import paper_reference
-from instrobust.report.tasks import CATEGORY_ORDER, OBSERVED_COLLECTIONS, VARIANT_COLLECTIONS, setting_label
+from instrobust.report.tasks import CATEGORY_ORDER, VARIANT_COLLECTIONS, setting_label
 from instrobust.report.trained_on import observed_in, parse_rule, trained_on
 
 SCHEMA_VERSION = "1.0"

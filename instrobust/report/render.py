@@ -1,7 +1,8 @@
 """report.md from the report dict: the paper's tables first, then what the paper did not report."""
 from __future__ import annotations
 
-from instrobust.report.tasks import OBSERVED_COLLECTIONS, setting_label
+from instrobust.names import OBSERVED_COLLECTIONS
+from instrobust.report.tasks import setting_label
 
 HOW_TO_SET_MD = ("Set it with `instrobust report --observed 'NAME=COLLECTION'` (collections: flan2022, alpaca, p3), "
                  "e.g. `--observed 'my-model*=flan2022'`.")

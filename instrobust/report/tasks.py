@@ -18,21 +18,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# BIG-bench Lite as grouped by the paper (Table 3): question answering, binary and multi-class classification.
-BBL_LITE_TYPES: dict[str, str] = {
-    **dict.fromkeys(
-        ["bbq_lite_json", "code_line_description", "conceptual_combinations", "hindu_knowledge",
-         "known_unknowns", "logic_grid_puzzle", "logical_deduction", "novel_concepts"], "qa"),
-    **dict.fromkeys(["play_dialog_same_or_different", "strange_stories", "strategyqa", "winowhy"], "bc"),
-    **dict.fromkeys(["language_identification", "vitaminc_fact_verification"], "mc"),
-}
+from instrobust.bbl import TASKS
+from instrobust.names import OBSERVED_COLLECTIONS
+
+# BIG-bench Lite as grouped by the paper (Table 3): question answering, binary and multi-class
+# classification; read from the one task table (instrobust.bbl.TASKS).
+BBL_LITE_TYPES: dict[str, str] = {name: t.task_type for name, t in TASKS.items() if t.in_bbl14}
 # Extra BIG-bench tasks used only for the instruction-variant study (paper, Figure 3): never in Table 3.
 # (The study also uses two BBL Lite tasks, conceptual_combinations and language_identification.)
-VARIANT_STUDY_TASKS = frozenset(
-    ["crash_blossom", "empirical_judgments", "epistemic_reasoning", "intent_recognition",
-     "logical_sequence", "common_morpheme"]
-)
-OBSERVED_COLLECTIONS = ("flan2022", "alpaca", "p3")
+VARIANT_STUDY_TASKS = frozenset(name for name, t in TASKS.items() if not t.in_bbl14)
 # Figure 3 order; `unobserved` there means "newly collected".
 VARIANT_COLLECTIONS = ("closest", "incorrect", "negated", "designer", "unobserved", "nonsensical")
 # Name fallback only (metadata wins): a negated instruction was never seen verbatim in training.

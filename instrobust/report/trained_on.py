@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from instrobust.errors import InstrobustError
-from instrobust.report.tasks import OBSERVED_COLLECTIONS
+from instrobust.names import OBSERVED_COLLECTIONS
 
 # Known families -> the collection each was instruction-tuned on (patterns on the last path part).
 KNOWN_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (

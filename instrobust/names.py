@@ -1,0 +1,28 @@
+"""The instruction-id grammar: one place that builds instruction ids and says which are observed.
+
+    <scope>_obs_<collection>_<nn>    an observed instruction (scope: mmlu, or bbl_<task type>)
+    <scope>_unobs_<nn>               one of ours (scope: mmlu, or bbl_<task>)
+
+A leaf (imports nothing of ours): the bank, the collections, the generator and the report all
+read it. Task names are these ids (BBL task names put the BIG-bench task in the scope); the
+report's name fallback (instrobust.report.tasks) parses them.
+"""
+from __future__ import annotations
+
+# The upstream collections an instruction-tuned model may have been trained on.
+OBSERVED_COLLECTIONS = ("flan2022", "alpaca", "p3")
+COLLECTIONS = (*OBSERVED_COLLECTIONS, "unobserved")
+
+
+def observed_id(scope: str, collection: str, n: int | str) -> str:
+    """``mmlu_obs_flan2022_03``: the n-th instruction of an observed collection (n: 3 or "03")."""
+    return f"{scope}_obs_{collection}_{int(n):02d}"
+
+
+def unobserved_id(scope: str, n: int | str) -> str:
+    """``mmlu_unobs_07``: our n-th instruction (n: 7, "07" or a template file's stem)."""
+    return f"{scope}_unobs_{int(n):02d}"
+
+
+def is_observed_id(instruction_id: str) -> bool:
+    return "_obs_" in instruction_id
