@@ -3,7 +3,7 @@
 Errors (one line naming the file, exit 2): a field the benchmark's documents do not offer, a
 prompt that drops the question/input or an option or shows the answer, an answer space that is
 missing, malformed, or does not fit the task (``letters`` without lettered options, label words
-the prompt never names, classes the task does not have), a template refused by the sandbox or
+the prompt never names, labels leaving an option text of the task without a word), a template refused by the sandbox or
 failing on a real document. Warnings: a word 12-gram shared with an observed instruction.
 """
 from __future__ import annotations
