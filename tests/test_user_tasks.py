@@ -163,6 +163,10 @@ def test_a_mapping_that_does_not_fit_fails_on_the_first_document(quiz_def, tmp_p
      '"04": letters\n', ["04.jinja", "letters"]),
     ("04.jinja", "Pick the right one.\n{{ question }}\n{{ choices[0] }}\nAnswer:", '"04": options\n',
      ["OPTSENTINEL1"]),
+    ("04.jinja", "Pick one.\n{{ question }}\n{{ choices | join(', ') }}\nAnswer:", '"04": {labels: {"ice": "zorble"}}\n',
+     ["04.jinja", "'zorble'", "never names"]),
+    ("04.jinja", "Pick one, or say zorble.\n{{ question }}\n{{ choices | join(', ') }}\nAnswer:",
+     '"04": {labels: {"ice": "zorble"}}\n', ["04.jinja", "do not cover the class(es)", "Venus"]),
     ("04.jinja", "{{ question.__class__ }} {{ choices | join(', ') }}", '"04": options\n', ["04.jinja", "refused"]),
 ])
 def test_a_bad_template_is_refused_naming_its_file(quiz_def, tmp_path, capsys, name, text, answers, wanted):
