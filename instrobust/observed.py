@@ -86,7 +86,7 @@ def reference_spec(benchmark: str) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
-def _check_text(text: str, expected: str | None, what: str, copy) -> None:
+def check_text(text: str, expected: str | None, what: str, copy) -> None:
     if expected is None:
         return
     got = sha256_text(text)
@@ -143,10 +143,10 @@ class _Loader:
                 raise DataError(f"{copy.path}: PATTERNS has no key {pat['key']!r}")
             i = pat["indices"][k]
             pattern = patterns[pat["key"]][i][0]
-            _check_text(pattern, pat["sha256"][k], f"Flan PATTERNS[{pat['key']!r}][{i}]", copy)
+            check_text(pattern, pat["sha256"][k], f"Flan PATTERNS[{pat['key']!r}][{i}]", copy)
             dsrc, dcopy = self.fetch(d["source"])
             definition = parsers.niv2_definition(dcopy.path, dcopy.fmt, d["task"])
-            _check_text(definition, d.get("sha256"), f"NIV2 {d['task']} Definition", dcopy)
+            check_text(definition, d.get("sha256"), f"NIV2 {d['task']} Definition", dcopy)
             template, values = parsers.flan_placeholders_to_jinja(
                 pattern, {"Definition": "{{ niv2_definition }}", "input": QA_INPUT}
             )
@@ -166,7 +166,7 @@ class _Loader:
                 raise DataError(f"{copy.path}: no promptsource template with id {t['id']}")
             tpl = templates[t["id"]]
             choices_src = tpl.get("answer_choices") or ""
-            _check_text(tpl["jinja"] + "\x00" + choices_src, t.get("sha256"),
+            check_text(tpl["jinja"] + "\x00" + choices_src, t.get("sha256"),
                         f"promptsource template {t['id']} ({tpl.get('name')})", copy)
             template = (
                 P3_ADAPTERS[t["adapter"]]

@@ -130,9 +130,9 @@ def load_folder(folder: Path, instruction: str | None = None, **metadata):
     from instrobust.user_lmeval import lmeval_splits
 
     ins = harness.instruction(instruction)
-    splits = harness._prepare(ins, lmeval_splits(bench.task, bench.fields, bench.include), "dev", bench.task,
+    splits = harness.prepare(ins, lmeval_splits(bench.task, bench.fields, bench.include), "dev", bench.task,
                               "instruction", metadata.get("prompt_format"))
-    return harness._finish(splits, instruction, metadata)
+    return harness.finish(splits, instruction, metadata)
 
 
 # ---- the task folder ----------------------------------------------------------------------------
@@ -142,9 +142,9 @@ def _documents(bench: Benchmark, limit: int = 50) -> list[dict]:
     from instrobust import harness
 
     if bench.kind == "mmlu":
-        rows = harness._pool("test")
+        rows = harness.mmlu_pool("test")
     elif bench.kind == "bbl":
-        rows = harness._bbl_split(bench.task, "test")
+        rows = harness.bbl_split(bench.task, "test")
     else:
         from instrobust.user_lmeval import lmeval_splits
 

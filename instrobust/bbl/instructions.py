@@ -24,7 +24,7 @@ from instrobust.instruction import Instruction, InstructionSet, check_bbl_templa
 from instrobust.names import OBSERVED_COLLECTIONS, observed_id, unobserved_id
 from instrobust.bbl import BBL_TYPES, TASKS, VARIANT_TASKS, option_counts, task_info
 from instrobust.errors import ChecksumError, DataError, SourceUnavailable, UnknownInstructionError
-from instrobust.observed import TEMPLATES_DIR, _check_text, reference_spec, select_alpaca, upstream_files
+from instrobust.observed import TEMPLATES_DIR, check_text, reference_spec, select_alpaca, upstream_files
 from instrobust.sources import SourceResolver
 
 
@@ -173,7 +173,7 @@ def flan_block_units(block: dict, fetch, where: str) -> list:
             raise DataError(f"{copy.path}: PATTERNS has no key {key!r}")
         i = pat["indices"][k]
         text = patterns[key][i][0]
-        _check_text(text, pat["sha256"][k], f"Flan PATTERNS[{key!r}][{i}]", copy)
+        check_text(text, pat["sha256"][k], f"Flan PATTERNS[{key!r}][{i}]", copy)
         return text, {"source": f"{src.repo}@{src.commit[:12]}:{src.path}", "key": f"{key}[{i}]", "read_from": str(copy.path)}
 
     def plain(k: int):
@@ -202,7 +202,7 @@ def flan_block_templates(block: dict, fetch, where: str):
 def niv2_definition(ref: dict, fetch, edit: dict | None = None) -> tuple[str, dict]:
     dsrc, dcopy = fetch(ref["source"])
     text = parsers.niv2_definition(dcopy.path, dcopy.fmt, ref["task"])
-    _check_text(text, ref.get("sha256"), f"NIV2 {ref['task']} Definition", dcopy)
+    check_text(text, ref.get("sha256"), f"NIV2 {ref['task']} Definition", dcopy)
     return text, {"definition": f"{dsrc.repo}@{dsrc.commit[:12]}:{dsrc.path}", "definition_read_from": str(dcopy.path)}
 
 
@@ -228,7 +228,7 @@ def p3_template(ref: dict, fetch) -> tuple[str, dict]:
     tpl = templates[ref["id"]]
     choices_src = tpl.get("answer_choices") or ""
     what = f"promptsource template {ref['id']} ({tpl.get('name')})"
-    _check_text(tpl["jinja"] + "\x00" + choices_src, ref.get("sha256"), what, copy)
+    check_text(tpl["jinja"] + "\x00" + choices_src, ref.get("sha256"), what, copy)
     if ref.get("adapter") not in P3_ADAPTERS:
         raise DataError(f"{what}: unknown adapter {ref.get('adapter')!r} (known: {', '.join(P3_ADAPTERS)})")
     jinja = tpl["jinja"]
@@ -378,7 +378,7 @@ def variant_instruction(task: str, variant: str, resolver: SourceResolver | None
     flan = ref.get("flan") or {"key": "natinst_v2", **ref["natinst"]}
     src, copy = fetch(flan.get("source", "flan_v2_templates"))
     pattern = parsers.flan_patterns(copy.path, copy.fmt)[flan["key"]][flan["index"]][0]
-    _check_text(pattern, flan.get("sha256"), f"Flan PATTERNS[{flan['key']!r}][{flan['index']}]", copy)
+    check_text(pattern, flan.get("sha256"), f"Flan PATTERNS[{flan['key']!r}][{flan['index']}]", copy)
     prov: dict[str, Any] = {"source": f"{src.repo}@{src.commit[:12]}:{src.path}", "key": f"{flan['key']}[{flan['index']}]",
                             "read_from": str(copy.path), "bbl_task": task, "variant": variant}
     slots, definition_value = dict(FLAN_VIEWS[flan["key"]]), {}

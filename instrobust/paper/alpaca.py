@@ -13,7 +13,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from instrobust.paper.configs import Unreadable, _is_item_field, find_method, literal_str, statement_kind, template_str
+from instrobust.paper.configs import Unreadable, is_item_field, find_method, literal_str, statement_kind, template_str
 from instrobust.paper.formats import HelperPlan
 
 WRAPPERS = ("alpaca_template_with_input", "alpaca_template_without_input")
@@ -73,15 +73,15 @@ def read_alpaca_method(path: Path, cls: str, name: str) -> AlpacaMethod:
         elif split and local.get(ast.unparse(split[0]), ("",))[0] == "split":
             parent, sep = local[ast.unparse(split[0])], literal_str(split[1], where)
             local.update({n: ("split", sep, None, i, len(names), (), parent) for i, n in enumerate(names)})
-        elif (names == ["answer"] or _is_item_field(target, "answer")) and isinstance(value, ast.IfExp):
+        elif (names == ["answer"] or is_item_field(target, "answer")) and isinstance(value, ast.IfExp):
             test = value.test
             if not (isinstance(test, ast.Compare) and (ast.unparse(test.left) in ("answer", "item['answer']"))):
                 raise Unreadable(f"{where}: line {stmt.lineno} relabels the answer in a way not read")
             plan.relabel = (literal_str(test.comparators[0], where), literal_str(value.body, where),
                             literal_str(value.orelse, where))
-        elif (names in (["options"], ["label_space"]) or _is_item_field(target, "options")) and isinstance(value, ast.List):
+        elif (names in (["options"], ["label_space"]) or is_item_field(target, "options")) and isinstance(value, ast.List):
             plan.label_list = tuple(literal_str(e, where) for e in value.elts)
-            relabelled_options = relabelled_options or _is_item_field(target, "options")
+            relabelled_options = relabelled_options or is_item_field(target, "options")
         elif names in (["instruction"], ["inputs"], ["input_text"]):
             pieces[names[0]] = _text(value, local, where)
         else:

@@ -121,23 +121,23 @@ def _describe(node: ast.AST) -> str:
     return f"a {type(node).__name__} expression"
 
 
-def _is_item_field(node: ast.AST, field: str) -> bool:
+def is_item_field(node: ast.AST, field: str) -> bool:
     return (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "item"
             and isinstance(node.slice, ast.Constant) and node.slice.value == field)
 
 
 def _question_edit(stmt: ast.stmt, where: str) -> tuple[str, str] | None:
     """``item["question"] = item["question"].replace("old", "new")`` -> (old, new)."""
-    if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and _is_item_field(stmt.targets[0], "question")):
+    if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and is_item_field(stmt.targets[0], "question")):
         return None
     call = stmt.value
     if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "replace"
-            and _is_item_field(call.func.value, "question") and len(call.args) == 2 and not call.keywords):
+            and is_item_field(call.func.value, "question") and len(call.args) == 2 and not call.keywords):
         return literal_str(call.args[0], where), literal_str(call.args[1], where)
     return None
 
 
-def _helper_call(node: ast.AST) -> str | None:
+def helper_call(node: ast.AST) -> str | None:
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
             and isinstance(node.func.value, ast.Name) and node.func.value.id == "self"
             and [ast.unparse(a) for a in node.args] == ["item", "input_template"] and not node.keywords):
@@ -168,17 +168,17 @@ def method_prompt(path: Path, cls: str, name: str) -> MethodPrompt:
             edits.append(edit)
         elif template is None and _relabel(stmt, where):
             relabel = _relabel(stmt, where)
-        elif template is None and isinstance(stmt, ast.Assign) and _is_item_field(stmt.targets[0], "options") \
+        elif template is None and isinstance(stmt, ast.Assign) and is_item_field(stmt.targets[0], "options") \
                 and isinstance(stmt.value, ast.List):
             labels = tuple(literal_str(e, where) for e in stmt.value.elts)
         elif isinstance(stmt, ast.Assign) and [ast.unparse(t) for t in stmt.targets] == ["input_template"] \
                 and template is None:
             template = literal_str(stmt.value, where)
-        elif template is not None and helper is None and isinstance(stmt, ast.Return) and _helper_call(stmt.value):
-            helper = _helper_call(stmt.value)
+        elif template is not None and helper is None and isinstance(stmt, ast.Return) and helper_call(stmt.value):
+            helper = helper_call(stmt.value)
         elif template is not None and helper is None and isinstance(stmt, ast.Assign) \
-                and [ast.unparse(t) for t in stmt.targets] == ["return_dict"] and _helper_call(stmt.value):
-            helper = _helper_call(stmt.value)
+                and [ast.unparse(t) for t in stmt.targets] == ["return_dict"] and helper_call(stmt.value):
+            helper = helper_call(stmt.value)
         elif helper is not None and _override(stmt):
             overrides.add(_override(stmt))
         elif helper is not None and overrides and isinstance(stmt, ast.Return) and ast.unparse(stmt.value) == "return_dict" \
@@ -198,9 +198,9 @@ def method_prompt(path: Path, cls: str, name: str) -> MethodPrompt:
 
 def _relabel(stmt: ast.stmt, where: str) -> tuple[str, str, str] | None:
     """``item["answer"] = "Yes" if item["answer"] == "correct" else "No"`` -> (correct, Yes, No)."""
-    if isinstance(stmt, ast.Assign) and _is_item_field(stmt.targets[0], "answer") and isinstance(stmt.value, ast.IfExp):
+    if isinstance(stmt, ast.Assign) and is_item_field(stmt.targets[0], "answer") and isinstance(stmt.value, ast.IfExp):
         test = stmt.value.test
-        if isinstance(test, ast.Compare) and _is_item_field(test.left, "answer") and isinstance(test.ops[0], ast.Eq):
+        if isinstance(test, ast.Compare) and is_item_field(test.left, "answer") and isinstance(test.ops[0], ast.Eq):
             return (literal_str(test.comparators[0], where), literal_str(stmt.value.body, where),
                     literal_str(stmt.value.orelse, where))
     return None
@@ -252,7 +252,7 @@ def concat_prompt(path: Path, cls: str, name: str) -> ConcatPrompt:
     for stmt in fn.body:
         if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Tuple) and isinstance(stmt.value, ast.Tuple):
             question_vars |= {t.id for t, v in zip(stmt.targets[0].elts, stmt.value.elts)
-                              if isinstance(t, ast.Name) and _is_item_field(v, "question")}
+                              if isinstance(t, ast.Name) and is_item_field(v, "question")}
         elif isinstance(stmt, ast.Assign) and ast.unparse(stmt.targets[0]) == "input_text" and not parts:
             for node in flatten(stmt.value):
                 if isinstance(node, ast.Subscript) and ast.unparse(node.value).startswith("self.") \

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from instrobust.paper.configs import (MethodPrompt, Unreadable, _helper_call, _is_item_field, find_method,
+from instrobust.paper.configs import (MethodPrompt, Unreadable, helper_call, is_item_field, find_method,
                                       literal_str, statement_kind)
 
 
@@ -31,7 +31,7 @@ def _split_call(node: ast.AST) -> tuple[ast.AST, str] | None:
 
 def _relabel_of(value: ast.AST, where: str) -> tuple[str, str, str] | None:
     """``WORD if item["answer"] == CLASS else OTHER`` -> (CLASS, WORD, OTHER)."""
-    if isinstance(value, ast.IfExp) and isinstance(value.test, ast.Compare) and _is_item_field(value.test.left, "answer"):
+    if isinstance(value, ast.IfExp) and isinstance(value.test, ast.Compare) and is_item_field(value.test.left, "answer"):
         return (literal_str(value.test.comparators[0], where), literal_str(value.body, where),
                 literal_str(value.orelse, where))
     return None
@@ -43,8 +43,8 @@ def rebuilt_prompt(path: Path, cls: str, name: str) -> MethodPrompt:
     local: dict[str, tuple] = {}
     fields, template, relabel, labels, helper = None, None, None, (), None
     for stmt in fn.body:
-        if isinstance(stmt, ast.Return) and _helper_call(stmt.value) and template is not None and fields:
-            helper = _helper_call(stmt.value)
+        if isinstance(stmt, ast.Return) and helper_call(stmt.value) and template is not None and fields:
+            helper = helper_call(stmt.value)
             continue
         if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1):
             raise Unreadable(f"{where}: line {stmt.lineno} is {statement_kind(stmt)}, which is not read")
@@ -78,9 +78,9 @@ def rebuilt_prompt(path: Path, cls: str, name: str) -> MethodPrompt:
                 fields[k] = local[val.id]
         elif names == ["input_template"] and template is None:
             template = literal_str(value, where)
-        elif template is not None and _is_item_field(target, "answer") and _relabel_of(value, where):
+        elif template is not None and is_item_field(target, "answer") and _relabel_of(value, where):
             relabel = _relabel_of(value, where)  # the rebuilt item's answer is still the task's class
-        elif template is not None and _is_item_field(target, "options") and isinstance(value, ast.List):
+        elif template is not None and is_item_field(target, "options") and isinstance(value, ast.List):
             labels = tuple(literal_str(e, where) for e in value.elts)
         else:
             raise Unreadable(f"{where}: line {stmt.lineno} is {statement_kind(stmt)}, which is not read")

@@ -207,7 +207,7 @@ def _short(name: str) -> str:
     return name  # hub id such as google/flan-t5-xl: keep the organisation
 
 
-def _assign_labels(models: dict[str, ModelInfo]) -> None:
+def assign_labels(models: dict[str, ModelInfo]) -> None:
     for m in models.values():
         m.label = _short(m.pretrained) + (f" + {_short(m.peft)}" if m.peft else "")
     seen: dict[str, list[ModelInfo]] = {}
@@ -256,7 +256,7 @@ def load(paths: list[str | Path], with_samples: bool = True) -> Loaded:
         detail = "; ".join(notes) if notes else "the results files hold no tasks"
         raise ReportInputError(
             "no instrobust tasks (mmlu_*, mmlu_cloze_*, bbl_*) in " + ", ".join(map(str, paths)) + f": {detail}")
-    _assign_labels(models)
+    assign_labels(models)
     # Families together, small to large, each base model before its adapters.
     ordered = sorted(models.values(), key=lambda m: (m.family, m.size or 0.0, m.pretrained, m.peft or ""))
     return Loaded(models={m.key: m for m in ordered}, cells=cells, notes=notes, inputs=inputs)

@@ -58,7 +58,7 @@ def interval(ci: dict | None) -> str:
     return "" if not ci else f" [{pct(ci['low'])}, {pct(ci['high'])}]"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return lines + [""]
@@ -122,7 +122,7 @@ def _table3(report: dict, n_shot: int, key: str) -> list[str]:
                     cells[c] and cells[c].get("designer") for c in cats):
                 out.append(["", "Paper: task designer (default prompt)"] + [
                     pct(r["designer_mean"]) if r and r["designer_mean"] is not None else "—" for r in refs])
-    lines = _table(["Model", ""] + cats, out)
+    lines = markdown_table(["Model", ""] + cats, out)
     for label in unknown:
         lines += [f"{label}: no known instruction collection, so no instruction is \"observed\" and there is no Δ; "
                   "each collection is its own row. " + HOW_TO_SET_MD, ""]
@@ -159,7 +159,7 @@ def _robustness(report: dict, n_shot: int) -> list[str]:
                          pct(s["pooled_mean"]), pct(s["median"]), f"{pct(s['min'])} ({s['worst_instruction']})",
                          f"{pct(s['max'])} ({s['best_instruction']})", pct(s["spread"]), pct(s["cps"]),
                          pct(s["pss"]) if s["pss"] is not None else "n/a (needs --log_samples)"])
-    return _table(["Model", "Category", "Instructions", "n", "mean ± std", "pooled", "median", "min (worst)",
+    return markdown_table(["Model", "Category", "Instructions", "n", "mean ± std", "pooled", "median", "min (worst)",
                    "max (best)", "spread", "CPS", "PSS"], rows)
 
 
@@ -208,13 +208,13 @@ def render_markdown(report: dict) -> str:
                  {"other": "not trained on"}.get(r["role"], r["role"]),
                  mean_std(r["summary"], key), pct(r["summary"]["min"]), pct(r["summary"]["max"])]
                 for r in report["collections"] if r["n_shot"] == n_shot]
-        lines += _table(["Model", "Category", "Collection", "Kind", "mean ± std", "min", "max"], rows)
+        lines += markdown_table(["Model", "Category", "Collection", "Kind", "mean ± std", "min", "max"], rows)
         lines += [f"## Per task, {setting_label(n_shot)}", ""]
         rows = [[r["label"], r["category"], r["benchmark"], mean_std(r["observed"], key),
                  mean_std(r["unobserved"], key), arrow(r["delta"]),
                  pct(r["designer"]["mean"]) if r["designer"] else "—"]
                 for r in report["tasks"] if r["n_shot"] == n_shot]
-        lines += _table(["Model", "Category", "Task", "Observed", "Unobserved", "Δ", "Task designer"], rows)
+        lines += markdown_table(["Model", "Category", "Task", "Observed", "Unobserved", "Δ", "Task designer"], rows)
     if report["variants"]:
         lines += ["## Instruction variants (paper Figure 3)", "",
                   "Mean accuracy per variant, averaged over benchmark tasks (each task: mean over its "
@@ -227,7 +227,7 @@ def render_markdown(report: dict) -> str:
                  str(r["n_benchmarks"]) + (f" (missing: {', '.join(r['missing_benchmarks'])})"
                                            if r["missing_benchmarks"] else ""), str(r["n_instructions"])]
                 for r in report["variants"]]
-        lines += _table(["Model", "Setting", "Variant", "Observed", "mean", "std over tasks", "tasks",
+        lines += markdown_table(["Model", "Setting", "Variant", "Observed", "mean", "std over tasks", "tasks",
                          "instructions"], rows)
     lines += ["## Robustness statistics (beyond the paper)", "",
               "Per model, category and instruction group: worst and best instruction, spread = max − min, "
@@ -253,7 +253,7 @@ def render_markdown(report: dict) -> str:
                          (f"{100 * r['delta_change']:+.1f}" + interval(r["delta_change_ci"]))
                          if r["delta_change"] is not None else "n/a",
                          f"{t['p_value']:.3g}" if t else (r.get("test_note") or "n/a"), r["method"]])
-        lines += _table(["Comparison", "Setting", "Category", "Instructions", "base", "adapter", "change",
+        lines += markdown_table(["Comparison", "Setting", "Category", "Instructions", "base", "adapter", "change",
                          "Δ change", "p (sign-flip)", "resampled"], rows)
         lines += interval_lines([r.get(k) for r in report["comparisons"] for k in ("acc_change_ci", "delta_change_ci")],
                                 cfg["confidence_level"])
@@ -266,7 +266,7 @@ def render_markdown(report: dict) -> str:
                  (f"{r['min_tau']:.2f} ({' vs '.join(r['min_pair'])})" if r["min_pair"] else "n/a"),
                  f"{r['mean_tau_vs_mean_ranking']:.2f}" if r["mean_tau_vs_mean_ranking"] is not None else "n/a",
                  str(r["n_pairs_undefined"]), r["note"] or ""] for r in report["rankings"]]
-        lines += _table(["Setting", "Category", "Models", "Instructions", "mean τ", "min τ (pair)",
+        lines += markdown_table(["Setting", "Category", "Models", "Instructions", "mean τ", "min τ (pair)",
                          "mean τ vs mean ranking", "undefined pairs", "note"], rows)
     if report["figures"]:
         lines += ["## Figures", ""]

@@ -378,7 +378,7 @@ def _pct(x: float | None) -> str:
 
 
 def render_estimate_section(block: dict, labels: dict[str, str]) -> list[str]:
-    from instrobust.report.render import _table  # the report's own Markdown table writer
+    from instrobust.report.render import markdown_table  # the report's own Markdown table writer
 
     level = int(round(100 * block["level"]))
     budget = block["budget"]
@@ -397,22 +397,22 @@ def render_estimate_section(block: dict, labels: dict[str, str]) -> list[str]:
         rows.append([labels.get(s["model"], s["model"]), "", s["category"], s["side"], "", "worst instruction",
                      f"{s['worst_instruction']} (P = {s['worst_instruction_probability']:.2f})", "",
                      s["naive_worst_instruction"]])
-    lines += _table(head, rows)
+    lines += markdown_table(head, rows)
     if block["deltas"]:
         lines += ["Δ = unobserved − observed:", ""]
-        lines += _table(["Model", "Setting", "Category", f"Δ estimate [{level}% interval]", "naive Δ"], [
+        lines += markdown_table(["Model", "Setting", "Category", f"Δ estimate [{level}% interval]", "naive Δ"], [
             [labels.get(g["model"], g["model"]), "zero-shot" if g["n_shot"] == 0 else f"{g['n_shot']}-shot",
              g["category"], f"{100 * g['estimate']:+.1f} [{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]",
              f"{100 * g['naive']:+.1f}"] for g in block["deltas"]])
     lines += ["Fits:", ""]
-    lines += _table(["Model", "Category", "Benchmark", "instructions", "items", "answers", "budget per side (runs)",
+    lines += markdown_table(["Model", "Category", "Benchmark", "instructions", "items", "answers", "budget per side (runs)",
                      "tau_u", "tau_b"], [
         [labels.get(f["model"], f["model"]), f["category"], f["benchmark"], str(f["n_instructions"]),
          str(f["n_items"]), str(f["n_observations"]),
          ", ".join(f"{k} {v:.2f}" for k, v in f["effective_budget"].items()), f"{f['tau_u']:.3f}", f"{f['tau_b']:.3f}"]
         for f in block["fits"]])
     lines += ["Per instruction (estimated accuracy over all items; naive = its own items only):", ""]
-    lines += _table(["Model", "Category", "Task", "Collection", "items seen", f"estimate [{level}%]", "naive [Wilson]"], [
+    lines += markdown_table(["Model", "Category", "Task", "Collection", "items seen", f"estimate [{level}%]", "naive [Wilson]"], [
         [labels.get(r["model"], r["model"]), r["category"], r["task"], r["collection"],
          f"{r['n_items_seen']}/{r['n_items']}", f"{_pct(r['estimate'])} [{_pct(r['low'])}, {_pct(r['high'])}]",
          f"{_pct(r['naive'])} [{_pct(r['naive_low'])}, {_pct(r['naive_high'])}]"] for r in block["instructions"]])

@@ -150,7 +150,7 @@ def load_sparse(paths: list[str | Path]) -> SparseRun:
     if full_tasks:
         notes.append(f"ignored {len(full_tasks)} full (non-sparse) task(s): {', '.join(sorted(full_tasks)[:5])}"
                      + (" ..." if len(full_tasks) > 5 else ""))
-    from instrobust.report.load import _assign_labels
+    from instrobust.report.load import assign_labels
 
-    _assign_labels(models)
+    assign_labels(models)
     return SparseRun(models, tasks, notes, inputs)
