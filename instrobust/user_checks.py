@@ -25,8 +25,8 @@ QA_SENTINEL = {"question": "QSENTINEL what is asked here", "choices": [f"OPTSENT
 
 
 def sandbox() -> jinja2.Environment:
-    """The template sandbox of instrobust.bank (``JINJA_ENV``; ``_ENV`` before the bank was split up)."""
-    return getattr(bank, "JINJA_ENV", None) or getattr(bank, "_ENV")
+    """The one template sandbox (instrobust.rendering): user templates and field mappings run in it."""
+    return bank.JINJA_ENV
 
 
 def _where(ins: Instruction) -> str:
