@@ -2,7 +2,7 @@
 
 The benchmark is an lm-eval `multiple_choice` task over local JSON files written for this test
 (tests/fixtures/user/quiz), wrapped with a field mapping; the instructions are three templates in
-tests/fixtures/user/prompts. The model is a tiny random Llama (instrobust.tiny), run with --limit.
+tests/fixtures/user/prompts. The model is the tiny random Llama of the `tiny_llama` fixture, run with --limit.
 """
 from __future__ import annotations
 
