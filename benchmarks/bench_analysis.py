@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/tiny_models.py
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -67,7 +68,7 @@ def main() -> None:
 
     models = args.model
     if not models:
-        from instrobust.tiny import build_tiny_llama, build_tiny_t5
+        from tiny_models import build_tiny_llama, build_tiny_t5
 
         tmp = tempfile.mkdtemp(prefix="bench_analysis_")
         models = [str(build_tiny_t5(os.path.join(tmp, "t5"), d_model=128, layers=4, heads=4)),

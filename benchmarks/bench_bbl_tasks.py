@@ -24,6 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # tests/tiny_models.py: tiny random models built from a config
 
 PLAIN = """task: plain_winowhy
 dataset_path: json
@@ -62,7 +63,7 @@ def main() -> None:
 
     from instrobust.bbl import TASKS
     from instrobust.bbl.tasks import task_specs
-    from instrobust.tiny import build_tiny_t5
+    from tiny_models import build_tiny_t5
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_bbl_"))
     (tmp / "plain").mkdir()

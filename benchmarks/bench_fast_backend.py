@@ -33,6 +33,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # tests/tiny_models.py: tiny random models built from a config
 os.environ.setdefault("INSTROBUST_DATA_DIR", str(REPO.parent / "shared" / "data"))
 
 BACKENDS = ("hf", "instrobust-hf")
@@ -41,14 +42,14 @@ BACKENDS = ("hf", "instrobust-hf")
 def build_model(path: Path, d_model: int, layers: int, heads: int, vocab: int) -> Path:
     """A random T5 with a BPE tokenizer trained on MMLU text, so prompts have realistic lengths.
 
-    (``instrobust.tiny``'s 512-token vocabulary is nearly byte-level: an MMLU prompt would be
+    (``tests/tiny_models.py``'s 512-token vocabulary is nearly byte-level: an MMLU prompt would be
     ~4x longer than with T5's own tokenizer, which would overstate the encoder's share.)
     """
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
     from instrobust.data import mmlu_split
-    from instrobust.tiny import build_tokenizer
+    from tiny_models import build_tokenizer
 
     if (path / "config.json").exists():
         return path

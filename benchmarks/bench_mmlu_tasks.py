@@ -22,6 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # tests/tiny_models.py: tiny random models built from a config
 
 PLAIN = """task: {name}
 dataset_path: csv
@@ -70,7 +71,7 @@ def main() -> None:
     from lm_eval.tasks import TaskManager, get_task_dict
 
     from instrobust.bank import InstructionBank
-    from instrobust.tiny import build_tiny_t5
+    from tiny_models import build_tiny_t5
 
     tmp = Path(tempfile.mkdtemp(prefix="instrobust-bench-"))
     model_dir = build_tiny_t5(tmp / "t5", d_model=64, layers=2)

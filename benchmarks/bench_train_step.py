@@ -36,6 +36,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # tests/tiny_models.py: tiny random models built from a config
 FIXTURES = REPO / "tests" / "fixtures" / "train"
 
 from instrobust_train.config import AlignmentConfig, DataConfig, ModelConfig, SoftPromptConfig  # noqa: E402
@@ -56,7 +57,7 @@ MODELS = {
 
 
 def build_model(name: str, root: Path) -> Path:
-    from instrobust.tiny import build_tiny_llama, build_tiny_t5
+    from tiny_models import build_tiny_llama, build_tiny_t5
 
     kind, kwargs, vocab = MODELS[name]
     path = root / name

@@ -4,7 +4,7 @@
 
 The benchmark is a local-JSON lm-eval ``multiple_choice`` task (4 options per document, the test's
 quiz schema, ``--docs`` synthetic documents); the user's instruction is tests/fixtures/user/prompts/01.jinja
-(letters). Timed, in one process and in alternating order, with a tiny random Llama (instrobust.tiny):
+(letters). Timed, in one process and in alternating order, with a tiny random Llama (tests/tiny_models.py):
 
 * ``instrobust tasks`` once (its checks and the observed-collection comparison included);
 * building the task (``TaskManager.load``): plain lm-eval vs the wrapped user task, whose loader
@@ -18,11 +18,13 @@ import json
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # tests/tiny_models.py: tiny random models built from a config
 PROMPTS = REPO / "tests" / "fixtures" / "user" / "prompts"
 QUIZ_YAML = """task: school_quiz
 dataset_path: json
@@ -63,7 +65,7 @@ def main(argv=None) -> int:
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    from instrobust.tiny import build_tiny_llama
+    from tiny_models import build_tiny_llama
     from instrobust.user_tasks import main as tasks
 
     root = Path(tempfile.mkdtemp(prefix="bench-user-tasks-"))

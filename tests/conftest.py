@@ -66,14 +66,14 @@ def real_data(data_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_t5(tmp_path_factory) -> Path:
-    from instrobust.tiny import build_tiny_t5
+    from tiny_models import build_tiny_t5
 
     return build_tiny_t5(tmp_path_factory.mktemp("tiny_t5"))
 
 
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
-    from instrobust.tiny import build_tiny_llama
+    from tiny_models import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("tiny_llama"))
 

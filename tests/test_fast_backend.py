@@ -1,7 +1,7 @@
 """``instrobust-hf`` gives the harness's own ``hf`` numbers, with one encoder pass per context.
 
 Everything is real: lm-eval's HFLM and simple_evaluate, tiny transformers models from
-``instrobust.tiny``, a PEFT prefix-tuning adapter saved to disk and loaded with ``peft=PATH``,
+``tests/tiny_models.py``, a PEFT prefix-tuning adapter saved to disk and loaded with ``peft=PATH``,
 our MMLU task YAMLs (letter and cloze scoring) over the real question pool, and lm-eval's CLI.
 Encoder passes are counted with a forward hook on the model's encoder, so the tests fail if the
 backend silently takes the slow path.

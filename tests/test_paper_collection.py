@@ -189,7 +189,7 @@ def test_subset_filter_keeps_items_under_the_token_limit(tmp_path):
     import datasets
 
     from instrobust.paper.subset import paper_subset, subset_text
-    from instrobust.tiny import build_tokenizer
+    from tiny_models import build_tokenizer
 
     tokenizer = build_tokenizer(tmp_path)  # a real tokenizer, saved where AutoTokenizer finds it
     long = dict(DOC, choices=["Jupiter " * 200, "x", "y", "z"], answer=0)

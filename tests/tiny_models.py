@@ -1,4 +1,5 @@
-"""Tiny, randomly initialised models built from a config, for tests, demos and benchmarks.
+"""Tiny, randomly initialised models built from a config, for tests and benchmarks (benchmarks/
+put this folder on sys.path); kept out of the installed package.
 
 No hub access is needed: the tokenizer is a byte-level BPE trained on a few hundred MMLU-like
 strings, the weights are random. Real transformers classes, real save/load.
