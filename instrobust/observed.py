@@ -97,31 +97,57 @@ def check_text(text: str, expected: str | None, what: str, copy) -> None:
         )
 
 
-class _Loader:
+class ObservedLoader:
+    """Builds one benchmark's observed instructions from its references
+    (templates/observed/<spec_name>.yaml); what cannot be had is recorded in ``skipped``.
+    instrobust.bbl.instructions builds a BBL task type's with a subclass (its ids, spec, checks)."""
+
     def __init__(self, benchmark: str, spec: dict[str, Any], resolver: SourceResolver):
         self.benchmark, self.spec, self.resolver = benchmark, spec, resolver
         self.task_type = spec.get("task_type", "qa")
         self.files = upstream_files()
         self.skipped: dict[str, str] = {}  # instruction id -> why it could not be built
 
+    @property
+    def scope(self) -> str:
+        """What the instruction ids start with (instrobust.names)."""
+        return self.benchmark
+
+    @property
+    def spec_name(self) -> str:
+        """The references file, templates/observed/<spec_name>.yaml."""
+        return self.benchmark
+
     def fetch(self, name: str):
         if name not in self.files:
-            raise DataError(f"templates/observed/{self.benchmark}.yaml refers to unknown source {name!r}")
+            raise DataError(f"templates/observed/{self.spec_name}.yaml refers to unknown source {name!r}")
         return self.files[name], self.resolver.fetch(self.files[name])
 
-    def make(self, collection: str, n: int, template: str, provenance: dict, sep=None,
+    def fetch_all(self, collection: str, name: str, count: int):
+        """(source, copy) of the file all ``count`` instructions of ``collection`` come from, or None
+        when it cannot be had (all of them recorded in ``skipped``)."""
+        try:
+            return self.fetch(name)
+        except (SourceUnavailable, ChecksumError) as exc:
+            self.skipped.update({self.iid(collection, n): str(exc) for n in range(1, count + 1)})
+            return None
+
+    def check(self, ins: Instruction) -> None:
+        if self.task_type == "qa":
+            check_qa_template(ins)
+
+    def make(self, collection: str, n: int, template: str, provenance: dict, sep: str | None = None,
              values: dict[str, str] | None = None) -> Instruction:
         ins = Instruction(
-            id=observed_id(self.benchmark, collection, n), benchmark=self.benchmark,
+            id=self.iid(collection, n), benchmark=self.benchmark,
             collection=collection, task_type=self.task_type, template=template,
             provenance=provenance, prompt_separator=sep, values=values or {},
         )
-        if self.task_type == "qa":
-            check_qa_template(ins)
+        self.check(ins)
         return ins
 
     def iid(self, collection: str, n: int) -> str:
-        return observed_id(self.benchmark, collection, n)
+        return observed_id(self.scope, collection, n)
 
     def unit(self, collection: str, n: int, build) -> Instruction | None:
         """One instruction from ``build() -> (template, values, provenance, separator)``, or None
@@ -181,11 +207,10 @@ class _Loader:
         return [ins for n, t in enumerate(spec, start=1) if (ins := self.unit("p3", n, functools.partial(build, t)))]
 
     def alpaca(self, spec) -> list[Instruction]:
-        try:  # one file: all of its instructions or none
-            src, copy = self.fetch(spec["source"])
-        except (SourceUnavailable, ChecksumError) as exc:
-            self.skipped.update({self.iid("alpaca", n): str(exc) for n in range(1, spec["count"] + 1)})
+        got = self.fetch_all("alpaca", spec["source"], spec["count"])  # one file: all of its instructions or none
+        if got is None:
             return []
+        src, copy = got
         entries = parsers.alpaca_entries(copy.path)
         picked = select_alpaca_qa(entries, spec["rule"], spec["count"])
         if len(picked) < spec["count"]:
@@ -260,7 +285,7 @@ def load_observed(benchmark: str, resolver: SourceResolver | None = None) -> tup
     (a missing file or failed checksum skips only the instructions built from it; see fold_skipped)."""
     spec = reference_spec(benchmark)
     resolver = resolver or SourceResolver()
-    loader = _Loader(benchmark, spec, resolver)
+    loader = ObservedLoader(benchmark, spec, resolver)
     out = []
     for collection in ("flan2022", "alpaca", "p3"):
         if collection in spec:

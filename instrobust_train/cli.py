@@ -13,8 +13,8 @@ import sys
 
 from transformers import HfArgumentParser
 
-from instrobust.errors import InstrobustError
 from instrobust_train.config import AlignmentConfig, DataConfig, ModelConfig, SoftPromptConfig
+from instrobust_train.errors import exit_status
 
 
 def parse(argv: list[str] | None = None) -> tuple[ModelConfig, DataConfig, SoftPromptConfig, AlignmentConfig]:
@@ -24,15 +24,13 @@ def parse(argv: list[str] | None = None) -> tuple[ModelConfig, DataConfig, SoftP
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
+    def command():
         model_cfg, data_cfg, prompt_cfg, args = parse(sys.argv[1:] if argv is None else argv)
         from instrobust_train.train import train
 
         train(model_cfg, data_cfg, prompt_cfg, args)
-    except InstrobustError as exc:
-        print(f"instrobust-train: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_status("instrobust-train", command)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,20 @@
 """Errors of the training add-on. Each message names the file, field, option or instruction at fault."""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
 from instrobust.errors import InstrobustError
+
+
+def exit_status(prog: str, command: Callable[[], object]) -> int:
+    """Run a command-line tool's body: 0, or 2 with the error as one line on stderr (no traceback)."""
+    try:
+        command()
+    except InstrobustError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 class TrainConfigError(InstrobustError):

@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from instrobust_train.config import DataConfig
-from instrobust_train.errors import ParaphraseError, TrainConfigError
+from instrobust_train.errors import ParaphraseError, TrainConfigError, exit_status
 from instrobust_train.paraphrase_cache import append_record, instruction_key, read_paraphrase_records
 
 log = logging.getLogger("instrobust_train.paraphrase")
@@ -261,14 +261,14 @@ def paraphrase_file(instructions: list[str], path: str, cfg: ParaphraseConfig, b
 def main(argv: list[str] | None = None) -> int:
     from transformers import HfArgumentParser
 
-    from instrobust.errors import InstrobustError
     from instrobust_train.data import load_examples
 
     package_log = logging.getLogger("instrobust_train")  # data sampling and paraphrase counts
     if not package_log.handlers:
         package_log.addHandler(logging.StreamHandler())
     package_log.setLevel(logging.INFO)
-    try:
+
+    def command():
         parser = HfArgumentParser((DataConfig, ParaphraseConfig))
         parser.prog = "instrobust-paraphrase"
         data_cfg, cfg = parser.parse_args_into_dataclasses(args=sys.argv[1:] if argv is None else argv)
@@ -276,10 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             raise TrainConfigError("--paraphrases (the output JSONL) is required")
         examples = load_examples(data_cfg)
         paraphrase_file([ex.instruction for ex in examples], data_cfg.paraphrases, cfg)
-    except InstrobustError as exc:
-        print(f"instrobust-paraphrase: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_status("instrobust-paraphrase", command)
 
 
 if __name__ == "__main__":

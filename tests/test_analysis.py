@@ -159,7 +159,7 @@ def test_accuracies_and_degradation_from_lm_eval_folders(tmp_path):
 def test_equal_degradations_give_an_undefined_r_not_a_crash(tmp_path):
     from instrobust.analysis.plots import degradation_plot
     from instrobust.analysis.render import render_markdown
-    from instrobust.analysis.run import _clean
+    from instrobust.report.build import json_safe as _clean
 
     tasks = {n: _task(n, n.startswith("o")) for n in ("o1", "o2", "u1", "u2", "u3")}
     rows = [Row(t, t, "mmlu", d) for t in tasks for d in (0, 1)]

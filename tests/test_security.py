@@ -114,7 +114,7 @@ def test_upstream_text_is_a_value_never_template_source(tmp_path):
 
 
 def test_alpaca_instruction_is_a_value(tmp_path):
-    from instrobust.observed import _Loader
+    from instrobust.observed import ObservedLoader as _Loader
 
     marker = tmp_path / "pwned.txt"
     entries = [{"instruction": f"Choose the correct answer. {_breakout(marker)}", "input": "x", "output": "y"}]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,6 +15,7 @@ from instrobust.analysis.errors import AnalysisError
 from instrobust.analysis.extract import ExtractConfig, extract, load_model, with_adapter
 from instrobust.analysis.store import Representations
 from instrobust.analysis.tasks import AnalysisTask, category_key, check_comparable, resolve_tasks
+from instrobust.report.build import json_safe
 from instrobust.errors import InstrobustError
 
 SCHEMA_VERSION = 1
@@ -218,18 +218,6 @@ def draw_figures(runs: dict[str, Representations], summaries: dict[str, dict], c
     return figures
 
 
-def _clean(obj):
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
 def analyze(cfg: AnalysisConfig) -> dict:
     """Run the whole analysis and write analysis.json, analysis.md, figures/ and representations/."""
     from instrobust.analysis.render import render_markdown
@@ -267,7 +255,7 @@ def analyze(cfg: AnalysisConfig) -> dict:
     }
     out.mkdir(parents=True, exist_ok=True)
     report["figures"] = [{**f, "file": str(Path(f["file"]).relative_to(out))} for f in draw_figures(runs, summaries, cfg)]
-    report = _clean(report)
+    report = json_safe(report)
     (out / "analysis.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / "analysis.md").write_text(render_markdown(report))
     return report

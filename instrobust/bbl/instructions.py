@@ -24,7 +24,7 @@ from instrobust.instruction import Instruction, InstructionSet, check_bbl_templa
 from instrobust.names import OBSERVED_COLLECTIONS, observed_id, unobserved_id
 from instrobust.bbl import BBL_TYPES, TASKS, VARIANT_TASKS, option_counts, task_info
 from instrobust.errors import ChecksumError, DataError, SourceUnavailable, UnknownInstructionError
-from instrobust.observed import TEMPLATES_DIR, check_text, reference_spec, select_alpaca, upstream_files
+from instrobust.observed import TEMPLATES_DIR, ObservedLoader, check_text, reference_spec, select_alpaca, upstream_files
 from instrobust.sources import SourceResolver
 
 
@@ -86,41 +86,31 @@ def spec_path(task_type: str) -> str:
 
 # ---- observed, per task type ----------------------------------------------------------------
 
-class _BBLLoader:
-    """Builds one task type's observed instructions from its references."""
+class _BBLLoader(ObservedLoader):
+    """Builds one task type's observed instructions from its references (bbl_<type>_obs_* ids)."""
 
     def __init__(self, task_type: str, resolver: SourceResolver):
-        self.task_type, self.resolver = task_type, resolver
-        self.spec = reference_spec(spec_path(task_type))
-        if not self.spec:
+        spec = reference_spec(spec_path(task_type))
+        if not spec:
             raise DataError(f"templates/observed/{spec_path(task_type)}.yaml is missing")
-        self.files = upstream_files()
-        self.skipped: dict[str, str] = {}  # instruction id -> why it could not be built
+        super().__init__("bbl", spec, resolver)
+        self.task_type = task_type
 
-    def fetch(self, name: str):
-        if name not in self.files:
-            raise DataError(f"templates/observed/{spec_path(self.task_type)}.yaml refers to unknown source {name!r}")
-        return self.files[name], self.resolver.fetch(self.files[name])
+    @property
+    def scope(self) -> str:
+        return f"bbl_{self.task_type}"
 
-    def make(self, collection: str, n: int, template: str, provenance: dict, sep: str | None = None,
-             values: dict[str, str] | None = None) -> Instruction:
-        ins = Instruction(
-            id=observed_id(f"bbl_{self.task_type}", collection, n), benchmark="bbl", collection=collection,
-            task_type=self.task_type, template=template, provenance=provenance, prompt_separator=sep,
-            values=values or {},
-        )
+    @property
+    def spec_name(self) -> str:
+        return spec_path(self.task_type)
+
+    def check(self, ins: Instruction) -> None:
         check_bbl_template(ins, self.task_type, option_counts=option_counts(self.task_type))
-        return ins
 
     def unit(self, collection: str, n: int, build, sep: str | None = None) -> Instruction | None:
         """One instruction from ``build() -> (template, values, provenance)``, or None (recorded
         in ``skipped``) when the upstream file or text it needs cannot be had."""
-        try:
-            template, values, prov = build()
-        except (SourceUnavailable, ChecksumError) as exc:
-            self.skipped[observed_id(f"bbl_{self.task_type}", collection, n)] = str(exc)
-            return None
-        return self.make(collection, n, template, prov, sep=sep, values=values)
+        return super().unit(collection, n, lambda: (*build(), sep))
 
     def flan2022(self, blocks: list[dict]) -> list[Instruction]:
         units = [u for block in blocks for u in flan_block_units(block, self.fetch, f"bbl_{self.task_type}")]
@@ -135,11 +125,10 @@ class _BBLLoader:
                 if (ins := self.unit("p3", n, functools.partial(build, ref), sep="|||"))]
 
     def alpaca(self, spec: dict) -> list[Instruction]:
-        try:  # one file: all of its instructions or none
-            src, copy = self.fetch(spec["source"])
-        except (SourceUnavailable, ChecksumError) as exc:
-            self.skipped.update({observed_id(f"bbl_{self.task_type}", "alpaca", n): str(exc) for n in range(1, spec["count"] + 1)})
+        got = self.fetch_all("alpaca", spec["source"], spec["count"])  # one file: all of its instructions or none
+        if got is None:
             return []
+        src, copy = got
         entries = parsers.alpaca_entries(copy.path)
         return alpaca_instructions(entries, spec, self.task_type, {"source": f"{src.repo}@{src.commit[:12]}:{src.path}",
                                                                    "read_from": str(copy.path)})

@@ -75,30 +75,41 @@ def make_report(paths: list[str | Path], outdir: str | Path, config: ReportConfi
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="instrobust report",
-        description="Robustness report from lm-eval output directories (--output_path, ideally with --log_samples).")
+def results_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The arguments `instrobust report` and `instrobust estimate` share: which runs, which folder to write."""
+    ap = argparse.ArgumentParser(prog=prog, description=description)
     ap.add_argument("results", nargs="+", metavar="RESULTS", help="lm-eval --output_path folder(s) or results_*.json")
     ap.add_argument("--out", required=True, help="folder for report.md, report.json and figures/")
-    ap.add_argument("--pooled", action="store_true",
-                    help="headline means pool items over instructions instead of averaging instructions")
-    ap.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap replicates (0 = no CIs)")
-    ap.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    ap.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
     ap.add_argument("--no-figures", action="store_true", help="skip the PNG/CSV figures")
     ap.add_argument("--observed", action="append", default=[], metavar="PATTERN=COLL[,COLL]",
                     help="the instruction collection(s) a model was trained on, e.g. 'flan-t5*=flan2022' "
                          "(repeatable; matched on the model name, its config.json _name_or_path or its adapter's "
                          "base; overrides the known families Flan-T5=flan2022, Alpaca=alpaca, T0=p3)")
+    return ap
+
+
+def check_results_args(args: argparse.Namespace, error: type[Exception]) -> None:
+    """The shared arguments' checks, before anything is loaded: the interval level and --observed rules."""
+    if not 0 < args.confidence < 1:
+        raise error(f"--confidence must be between 0 and 1, got {args.confidence}")
+    for spec in args.observed:
+        parse_rule(spec)  # a malformed override fails before loading anything
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = results_parser(
+        "instrobust report",
+        "Robustness report from lm-eval output directories (--output_path, ideally with --log_samples).")
+    ap.add_argument("--pooled", action="store_true",
+                    help="headline means pool items over instructions instead of averaging instructions")
+    ap.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap replicates (0 = no CIs)")
+    ap.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    ap.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
     args = ap.parse_args(argv)
     try:
         if args.bootstrap < 0:
             raise ReportInputError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-        if not 0 < args.confidence < 1:
-            raise ReportInputError(f"--confidence must be between 0 and 1, got {args.confidence}")
-        for spec in args.observed:
-            parse_rule(spec)  # a malformed override fails before loading anything
+        check_results_args(args, ReportInputError)
         cfg = ReportConfig(pooled=args.pooled, n_boot=args.bootstrap, seed=args.seed, level=args.confidence,
                            observed=tuple(args.observed))
         report = make_report(args.results, args.out, cfg, figures=not args.no_figures)

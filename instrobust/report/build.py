@@ -414,12 +414,12 @@ def _cell_row(c: Cell, models: dict[str, ModelInfo]) -> dict:
     return row
 
 
-def _clean(obj):
+def json_safe(obj):
     """JSON-safe: NaN/inf become None, numpy scalars become Python numbers."""
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, (np.floating, float)):
         return float(obj) if math.isfinite(obj) else None
     if isinstance(obj, np.integer):
@@ -470,4 +470,4 @@ def build_report(cells: list[Cell], models: dict[str, ModelInfo], config: Report
         "figures": [],
         "notes": notes,
     }
-    return _clean(report)
+    return json_safe(report)

@@ -4,6 +4,10 @@ lm-eval writes ``<output_path>/<model>/results_<stamp>.json`` and, with --log_sa
 ``samples_<task>_<stamp>.jsonl`` per task next to it. We take per-task accuracy from the results
 file and per-item scores from the samples file of the same run (same stamp), and check that the
 two agree.
+
+The one reader of lm-eval output files: instrobust.sparse.results reads sparse runs through
+``find_results_files``, ``read_results_json``, ``samples_file``, ``sample_rows`` and
+``model_from_results`` too (with its own error class), so both read the same layout the same way.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from instrobust.report.cells import Cell, ModelInfo, ReportInputError
 from instrobust.report.tasks import classify
@@ -52,6 +57,35 @@ def find_results_files(path: Path) -> list[Path]:
             "(pass the folder given to lm_eval --output_path)"
         )
     return files
+
+
+def read_results_json(path: Path, error: type[Exception] = ReportInputError) -> dict:
+    """One results_*.json, checked to be an lm-eval results file (``error`` names the file otherwise)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise error(f"{path}: cannot read it as JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
+        raise error(f"{path}: not an lm-eval results file (no 'results' section)")
+    return data
+
+
+def samples_file(results_path: Path, task: str) -> Path | None:
+    """Where --log_samples put ``task``'s samples of the run that wrote ``results_path`` (same stamp)."""
+    stem = results_path.stem
+    return results_path.parent / f"samples_{task}_{stem[len('results_'):]}.jsonl" if stem.startswith("results_") else None
+
+
+def sample_rows(path: Path, error: type[Exception] = ReportInputError) -> Iterator[tuple[int, dict]]:
+    """(line number, logged sample) for each non-blank line of a samples_*.jsonl file."""
+    with open(path, "rb") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, _loads(line)
+            except ValueError as exc:
+                raise error(f"{path}:{lineno}: not valid JSON ({exc})") from None
 
 
 def _model_args(config: dict) -> dict:
@@ -99,24 +133,17 @@ def _pick_metric(task: str, metrics: dict, path: Path) -> tuple[str, str, float]
 
 def _read_samples(path: Path, metric: str, filt: str) -> dict[int, float]:
     items: dict[int, float] = {}
-    with open(path, "rb") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = _loads(line)
-            except ValueError as exc:
-                raise ReportInputError(f"{path}:{lineno}: not valid JSON ({exc})") from None
-            if row.get("filter", filt) != filt:
-                continue
-            if "doc_id" not in row or metric not in row:
-                raise ReportInputError(f"{path}:{lineno}: sample has no 'doc_id' or no '{metric}' field")
-            value = row[metric]
-            if isinstance(value, bool):
-                value = float(value)
-            if not isinstance(value, (int, float)):
-                raise ReportInputError(f"{path}:{lineno}: '{metric}' is {value!r}; expected a number")
-            items[int(row["doc_id"])] = float(value)
+    for lineno, row in sample_rows(path):
+        if row.get("filter", filt) != filt:
+            continue
+        if "doc_id" not in row or metric not in row:
+            raise ReportInputError(f"{path}:{lineno}: sample has no 'doc_id' or no '{metric}' field")
+        value = row[metric]
+        if isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, (int, float)):
+            raise ReportInputError(f"{path}:{lineno}: '{metric}' is {value!r}; expected a number")
+        items[int(row["doc_id"])] = float(value)
     return items
 
 
@@ -134,18 +161,12 @@ def _sparse_budget(task: str, config: dict | None) -> object | None:
 
 def load_results_file(path: Path, with_samples: bool = True) -> tuple[ModelInfo, list[Cell], list[str], float]:
     """Cells of one results_*.json, its model, notes about tasks we skipped, and the run's date."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ReportInputError(f"{path}: cannot read it as JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
-        raise ReportInputError(f"{path}: not an lm-eval results file (no 'results' section)")
+    data = read_results_json(path)
     model = model_from_results(data, path)
     configs = data.get("configs") or {}
     groups = set(data.get("groups") or {}) | {g for g, subs in (data.get("group_subtasks") or {}).items() if subs}
     n_shot_map = data.get("n-shot") or {}
     n_samples = data.get("n-samples") or {}
-    stamp = path.stem[len("results_"):] if path.stem.startswith("results_") else None
     cells: list[Cell] = []
     ignored: list[str] = []
     for task, metrics in data["results"].items():
@@ -180,7 +201,7 @@ def load_results_file(path: Path, with_samples: bool = True) -> tuple[ModelInfo,
             metric=metric if filt == "none" else f"{metric},{filt}", source=str(path),
             instruction=str(((configs.get(task) or {}).get("dataset_kwargs") or {}).get("instruction") or task),
         )
-        samples_path = path.parent / f"samples_{task}_{stamp}.jsonl" if stamp else None
+        samples_path = samples_file(path, task)
         if with_samples and samples_path is not None and samples_path.is_file():
             items = _read_samples(samples_path, metric, filt)
             if items:

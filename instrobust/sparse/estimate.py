@@ -443,33 +443,25 @@ def write_estimated_report(report: dict, outdir: str | Path, figures: bool = Tru
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="instrobust estimate",
-        description="Estimate the full-benchmark robustness report from a sparse lm-eval run (--metadata '{\"sparse_budget\": B}') with --log_samples.")
-    ap.add_argument("results", nargs="+", metavar="RESULTS", help="lm-eval --output_path folder(s) or results_*.json")
-    ap.add_argument("--out", required=True, help="folder for report.md, report.json and figures/")
+    from instrobust.report import check_results_args, results_parser
+
+    ap = results_parser(
+        "instrobust estimate",
+        "Estimate the full-benchmark robustness report from a sparse lm-eval run (--metadata '{\"sparse_budget\": B}') with --log_samples.")
     ap.add_argument("--draws", type=int, default=400, help="posterior-predictive draws (intervals)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--confidence", type=float, default=0.95, help="level of the intervals")
     ap.add_argument("--covariates", default="collection",
                     help=f"comma-separated instruction covariates from {', '.join(COVARIATES)} ('' = none)")
-    ap.add_argument("--no-figures", action="store_true")
-    ap.add_argument("--observed", action="append", default=[], metavar="PATTERN=COLL[,COLL]",
-                    help="the instruction collection(s) a model was trained on, as in `instrobust report --observed`")
     args = ap.parse_args(argv)
     try:
         if args.draws < 20:
             raise EstimateInputError(f"--draws must be at least 20, got {args.draws}")
-        if not 0 < args.confidence < 1:
-            raise EstimateInputError(f"--confidence must be between 0 and 1, got {args.confidence}")
         covs = tuple(c.strip() for c in args.covariates.split(",") if c.strip())
         bad = [c for c in covs if c not in COVARIATES]
         if bad:
             raise EstimateInputError(f"unknown covariate(s) {', '.join(bad)} (known: {', '.join(COVARIATES)})")
-        from instrobust.report.trained_on import parse_rule
-
-        for spec in args.observed:
-            parse_rule(spec)
+        check_results_args(args, EstimateInputError)
         cfg = EstimateConfig(covariates=covs, n_draws=args.draws, seed=args.seed, level=args.confidence,
                              observed=tuple(args.observed))
         report = build_estimated_report(load_sparse(args.results), cfg)

@@ -5,22 +5,15 @@ A sparse task is one whose config metadata (copied by lm-eval into results_*.jso
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from instrobust.errors import InstrobustError
 from instrobust.report.cells import ModelInfo
-from instrobust.report.load import find_results_files, model_from_results
+from instrobust.report.load import (assign_labels, find_results_files, model_from_results, read_results_json,
+                                    sample_rows, samples_file)
 from instrobust.report.tasks import TaskInfo, classify
 from instrobust.sparse.loader import ITEM_COLUMN
-
-try:
-    import orjson as _fastjson
-
-    _loads = _fastjson.loads
-except ImportError:  # pragma: no cover - depends on the environment
-    _loads = json.loads
 
 
 class EstimateInputError(InstrobustError):
@@ -51,30 +44,23 @@ class SparseRun:
 
 def _read_samples(path: Path, task: str, metric: str = "acc") -> dict[int, float]:
     items: dict[int, float] = {}
-    with open(path, "rb") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = _loads(line)
-            except ValueError as exc:
-                raise EstimateInputError(f"{path}:{lineno}: not valid JSON ({exc})") from None
-            if row.get("filter", "none") != "none":
-                continue
-            doc = row.get("doc") or {}
-            if ITEM_COLUMN not in doc:
-                raise EstimateInputError(
-                    f"{path}:{lineno}: the logged document has no '{ITEM_COLUMN}' field, so {task} was not run "
-                    "with a sparse budget (--metadata '{\"sparse_budget\": B}') by this version of instrobust")
-            value = row.get(metric)
-            if isinstance(value, bool):
-                value = float(value)
-            if not isinstance(value, (int, float)) or value not in (0, 1):
-                raise EstimateInputError(f"{path}:{lineno}: '{metric}' is {value!r}; the estimator needs 0/1 scores")
-            item = int(doc[ITEM_COLUMN])
-            if item in items:
-                raise EstimateInputError(f"{path}:{lineno}: item {item} appears twice for {task}")
-            items[item] = float(value)
+    for lineno, row in sample_rows(path, EstimateInputError):
+        if row.get("filter", "none") != "none":
+            continue
+        doc = row.get("doc") or {}
+        if ITEM_COLUMN not in doc:
+            raise EstimateInputError(
+                f"{path}:{lineno}: the logged document has no '{ITEM_COLUMN}' field, so {task} was not run "
+                "with a sparse budget (--metadata '{\"sparse_budget\": B}') by this version of instrobust")
+        value = row.get(metric)
+        if isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, (int, float)) or value not in (0, 1):
+            raise EstimateInputError(f"{path}:{lineno}: '{metric}' is {value!r}; the estimator needs 0/1 scores")
+        item = int(doc[ITEM_COLUMN])
+        if item in items:
+            raise EstimateInputError(f"{path}:{lineno}: item {item} appears twice for {task}")
+        items[item] = float(value)
     return items
 
 
@@ -90,16 +76,10 @@ def load_sparse(paths: list[str | Path]) -> SparseRun:
     for raw in paths:
         files = find_results_files(Path(raw))
         for path in files:
-            try:
-                data = json.loads(path.read_text())
-            except (OSError, ValueError) as exc:
-                raise EstimateInputError(f"{path}: cannot read it as JSON ({exc})") from None
-            if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
-                raise EstimateInputError(f"{path}: not an lm-eval results file (no 'results' section)")
+            data = read_results_json(path, EstimateInputError)
             model = model_from_results(data, path)
             configs = data.get("configs") or {}
             groups = set(data.get("groups") or {}) | {g for g, s in (data.get("group_subtasks") or {}).items() if s}
-            stamp = path.stem[len("results_"):] if path.stem.startswith("results_") else None
             date = data.get("date") if isinstance(data.get("date"), (int, float)) else path.stat().st_mtime
             for task in data["results"]:
                 if task in groups:
@@ -112,7 +92,7 @@ def load_sparse(paths: list[str | Path]) -> SparseRun:
                 if meta.get("sparse_budget") is None:
                     full_tasks.append(task)
                     continue
-                samples = path.parent / f"samples_{task}_{stamp}.jsonl" if stamp else None
+                samples = samples_file(path, task)
                 if samples is None or not samples.is_file():
                     raise EstimateInputError(
                         f"{path}: no per-sample output for {task} (expected {samples.name if samples else 'samples_*'} "
@@ -150,7 +130,5 @@ def load_sparse(paths: list[str | Path]) -> SparseRun:
     if full_tasks:
         notes.append(f"ignored {len(full_tasks)} full (non-sparse) task(s): {', '.join(sorted(full_tasks)[:5])}"
                      + (" ..." if len(full_tasks) > 5 else ""))
-    from instrobust.report.load import assign_labels
-
     assign_labels(models)
     return SparseRun(models, tasks, notes, inputs)
