@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.output_path or tempfile.mkdtemp(prefix="instrobust-demo-"))
     cmd = [
-        "lm_eval", "--model", "hf",
+        sys.executable, "-m", "instrobust.lm_eval_cli", "--model", "instrobust-hf",  # lm_eval + the fast backend
         "--model_args", f"pretrained={model_dir},gguf_file={GGUF_FILE}",
         "--include_path", str(tasks_path()), "--tasks", ",".join(tasks),
         "--limit", str(args.limit), "--batch_size", args.batch_size, "--device", "cpu",

@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 TASKS = ["mmlu_unobs_01", "mmlu_cloze_unobs_01"]
 LIMIT = 6
 TOL = 1e-5
+REL_TOL = 2.5e-7  # ~2 float32 ulps of the sum
 
 
 def make_lm(name: str, pretrained: Path, **kwargs):
@@ -51,7 +52,9 @@ def assert_same_answers(got, want, what: str):
     assert len(got) == len(want), what
     for i, ((ll, greedy), (ll_ref, greedy_ref)) in enumerate(zip(got, want)):
         assert math.isfinite(ll), f"{what}[{i}]: {ll}"
-        assert abs(ll - ll_ref) <= TOL, f"{what}[{i}]: loglikelihood {ll} != hf {ll_ref}"
+        # 1e-5, widened to float32 rounding for long continuations: hf's own answer for a 59-nat
+        # request moves by 1.1e-5 between its batch sizes 1 and 2 (tiny T5, BBL_OPTIONS)
+        assert abs(ll - ll_ref) <= max(TOL, REL_TOL * abs(ll_ref)), f"{what}[{i}]: loglikelihood {ll} != hf {ll_ref}"
         assert greedy == greedy_ref, f"{what}[{i}]: is_greedy {greedy} != hf {greedy_ref}"
 
 

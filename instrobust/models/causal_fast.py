@@ -1,22 +1,22 @@
-"""The causal half of ``instrobust-hf``: each question's context runs once, its options from the cache.
+"""The causal half of ``instrobust-hf``: each question's context runs once for all its options.
 
 lm-eval 0.4.13's ``hf`` scores a causal request by running ``(context + continuation)[:-1]`` and
 reading the logits at the continuation's positions; only one-token options share a pass, so a
-4-option cloze question costs four passes over its context. Here, for a batch of contexts:
+4-option cloze question costs four passes over its context. Two layouts replace that; both feed
+an option row ``[context[-1]] + continuation[:-1]`` at positions ``len(context) - 1 + j``, so the
+logits that score a continuation token come from the same position as in ``hf``, and nothing is
+re-tokenised (the ids are ``HFLM._encode_pair``'s):
 
-1. *prefix pass*: ``context[:-1]`` of every context, with ``use_cache=True`` (and
-   ``logits_to_keep=1`` where the model takes it: no logits are needed from this pass);
-2. *option pass*: one row per distinct ``continuation[:-1]``, fed ``[context[-1]] +
-   continuation[:-1]`` on the prefix's key/value cache (selected per row with
-   ``Cache.batch_select_indices``). The last context token goes with the options, so the
-   logits that score the first continuation token come from the same position as in ``hf``
-   (position ``len(context) - 1``); nothing is re-tokenised: the ids are ``HFLM._encode_pair``'s.
+* one pass (:class:`SharedPassScoring`, preferred): per context one sequence ``context[:-1]`` +
+  all option rows, with a 4D mask that lets each row see the shared prefix and itself only, and
+  logits projected only at option positions;
+* two passes (:class:`CausalPrefixScoring`, for models that take no custom mask): ``context[:-1]``
+  with ``use_cache=True``, then the option rows on its key/value cache (``batch_select_indices``).
+  Contexts of different lengths are right-padded with an attention mask; the option rows then get
+  that mask and explicit position ids.
 
-Contexts of different lengths in one batch are right-padded with an attention mask; the option
-rows then get that mask and explicit position ids. A single context, or equal lengths, runs
-without a mask, as ``hf`` does. Requests the harness would left-truncate (context + continuation
-longer than ``max_length + 1``), one-token contexts and requests longer than a sliding attention
-window go to ``hf``'s own code.
+Requests the harness would left-truncate (context + continuation longer than ``max_length + 1``),
+one-token contexts and requests longer than a sliding attention window go to ``hf``'s own code.
 """
 from __future__ import annotations
 

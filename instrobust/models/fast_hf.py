@@ -70,7 +70,7 @@ class FastHFLM(SharedPassScoring, CausalPrefixScoring, Seq2SeqGroupedScoring, HF
                 return "the model's forward takes neither a custom attention mask nor a key/value cache"
         return None
 
-    def _no_grad_call(self, **kwargs):
+    def _no_grad_call(self, module=None, **kwargs):
         """The parent's ``_model_call`` context (no grad, optional autocast), returning the whole output."""
         with (
             torch.no_grad(),
@@ -80,7 +80,7 @@ class FastHFLM(SharedPassScoring, CausalPrefixScoring, Seq2SeqGroupedScoring, HF
                 enabled=self.mixed_precision_dtype is not None,
             ),
         ):
-            return self.model(**kwargs)
+            return (module or self.model)(**kwargs)
 
     def _loglikelihood_tokens(
         self,

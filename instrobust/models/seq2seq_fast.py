@@ -4,11 +4,11 @@ lm-eval 0.4.13's ``HFLM._loglikelihood_tokens`` re-runs the encoder for every (c
 pair of an encoder-decoder model (Flan-T5, T0), so a 4-option question costs four full forward
 passes. Here the requests are grouped by context and each batch of contexts costs:
 
-* one full forward pass (encoder + decoder) on each context's longest option, whose decoder
-  step 0 also scores every single-token option (they all start from the decoder-start token);
-* for the other multi-token options, decoder-only passes over the saved encoder outputs
-  (expanded over the options with ``index_select``); a pass takes at least all the remaining
-  options of one question, so a question's option texts are decoded together.
+* single-token options only (letters): one full forward pass (encoder + decoder), whose decoder
+  step 0 scores every option (they all start from the decoder-start token);
+* option texts: one encoder pass, then decoder-only passes over the saved encoder outputs
+  (expanded over the options with ``index_select``); a pass takes at least all the options of
+  one question, so a question's option texts are decoded together.
 
 The per-token log-softmax, the greedy check and the truncation rules are the harness's, so
 log-likelihoods match ``hf`` up to float noise from different padding (~1e-7 in float32).
@@ -53,26 +53,23 @@ class Seq2SeqGroupedScoring:
         input_ids = pad_and_concat(inp_len, contexts)  # right padding + mask, as hf does
         attention_mask = pad_and_concat(inp_len, masks)
 
-        # Pass 1: encoder for every context + the decoder on each group's row 0.
-        out = self._seq2seq_forward(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            **self._decoder_input(self._pad_rows([g.rows[0] for g in chunk])),
-        )
-        encoder_hidden = out.encoder_last_hidden_state
-        if encoder_hidden is None and any(len(g.rows) > 1 for g in chunk):  # a model that hides it
-            encoder_hidden = self.model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)[0]
-        scored = [(opt, score_row(logits, opt.continuation, self.softmax_dtype))
-                  for g, logits in zip(chunk, out.logits, strict=True) for opt in g.options if opt.row == 0]
-        del out  # free this pass's logits and caches before the decoder-only passes
-        yield from scored
-
-        # Pass 2: decoder-only over the saved encoder outputs for the remaining rows, at least one
-        # whole question per pass (its options are short next to the context the encoder saw).
-        extra = [(gi, ri) for gi, g in enumerate(chunk) for ri in range(1, len(g.rows))]
-        row_batch = max(row_batch, max(len(g.rows) - 1 for g in chunk))
-        for start in range(0, len(extra), row_batch):
-            part = extra[start : start + row_batch]
+        if all(len(g.rows) == 1 for g in chunk):
+            # single-token options (letters): one full pass, its decoder step 0 scores them all
+            out = self._seq2seq_forward(input_ids=input_ids, attention_mask=attention_mask,
+                                        **self._decoder_input(self._pad_rows([g.rows[0] for g in chunk])))
+            scored = [(opt, score_row(logits, opt.continuation, self.softmax_dtype))
+                      for g, logits in zip(chunk, out.logits, strict=True) for opt in g.options]
+            del out
+            yield from scored
+            return
+        # option texts: the encoder alone, then every option row on its outputs, at least one whole
+        # question per decoder pass (its options are short next to the context the encoder saw)
+        encoder = self.model.get_encoder()
+        encoder_hidden = self._no_grad_call(encoder, input_ids=input_ids, attention_mask=attention_mask)[0]
+        rows = [(gi, ri) for gi, g in enumerate(chunk) for ri in range(len(g.rows))]
+        row_batch = max(row_batch, max(len(g.rows) for g in chunk))
+        for start in range(0, len(rows), row_batch):
+            part = rows[start : start + row_batch]
             which = torch.tensor([gi for gi, _ in part], dtype=torch.long, device=input_ids.device)
             out = self._seq2seq_forward(
                 # input_ids only tell a PEFT wrapper the batch size; the encoder is not run again
