@@ -6,7 +6,9 @@ which all build on the leaf instrobust.instruction (Instruction, the template ch
 instrobust.rendering (render).
 Those names are re-exported here so ``from instrobust.bank import render`` keeps working.
 
-Eval (the harness tasks), training and analysis all call :func:`render`; there is no second path.
+Benchmark prompts have one path, :func:`render`: the harness tasks, the analysis and `instrobust
+render` call it. instrobust_train does not render benchmark prompts (it trains on Alpaca-style
+examples, instrobust_train.data.format_prompt); the models it trains are evaluated through render.
 """
 from __future__ import annotations
 

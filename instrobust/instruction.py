@@ -1,10 +1,12 @@
 """The instruction leaf: an instruction, the template checks, and the container of a benchmark's
-instructions. Imports only errors, paths, rendering (the one way to render, instrobust.rendering)
+instructions. Imports only errors, paths, names, rendering (the one way to render, instrobust.rendering)
 and answers (what an instruction asks the model to answer with), so every collection (observed,
 unobserved, paper, bbl) builds on it and instrobust.bank, which loads the collections by
 benchmark, sits above them all.
 
-Eval (the harness tasks), training and analysis all call :func:`render`; there is no second path.
+Benchmark prompts have one path, :func:`render`: the harness tasks, the analysis and `instrobust
+render` call it. instrobust_train does not render benchmark prompts (it trains on Alpaca-style
+examples, instrobust_train.data.format_prompt); the models it trains are evaluated through render.
 """
 from __future__ import annotations
 
