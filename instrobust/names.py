@@ -2,6 +2,8 @@
 
     <scope>_obs_<collection>_<nn>    an observed instruction (scope: mmlu, or bbl_<task type>)
     <scope>_unobs_<nn>               one of ours (scope: mmlu, or bbl_<task>)
+    bbl_<task>_designer_01           the BIG-bench task designer's own prompt
+    bbl_<task>_var_<variant>_01      a Figure-3 instruction variant (closest, incorrect, negated, nonsensical)
 
 A leaf (imports nothing of ours): the bank, the collections, the generator and the report all
 read it. Task names are these ids (BBL task names put the BIG-bench task in the scope); the
@@ -26,3 +28,11 @@ def unobserved_id(scope: str, n: int | str) -> str:
 
 def is_observed_id(instruction_id: str) -> bool:
     return "_obs_" in instruction_id
+
+
+def designer_id(task: str) -> str:
+    return f"bbl_{task}_designer_01"
+
+
+def variant_id(task: str, variant: str) -> str:
+    return f"bbl_{task}_var_{variant}_01"

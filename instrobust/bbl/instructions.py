@@ -21,7 +21,7 @@ from typing import Any
 
 import instrobust.parsers as parsers
 from instrobust.instruction import Instruction, InstructionSet, check_bbl_template
-from instrobust.names import OBSERVED_COLLECTIONS, observed_id, unobserved_id
+from instrobust.names import OBSERVED_COLLECTIONS, designer_id, observed_id, unobserved_id, variant_id
 from instrobust.bbl import BBL_TYPES, TASKS, VARIANT_TASKS, option_counts, task_info
 from instrobust.errors import ChecksumError, DataError, SourceUnavailable, UnknownInstructionError
 from instrobust.observed import TEMPLATES_DIR, ObservedLoader, check_text, reference_spec, select_alpaca, upstream_files
@@ -321,7 +321,7 @@ def designer_instruction(task: str, text: str | None = None) -> Instruction:
     if not text:
         raise SourceUnavailable(f"BBL task {task!r}: its source has no task_prefix or description")
     ins = Instruction(
-        id=f"bbl_{task}_designer_01", benchmark="bbl", collection="designer", task_type=info.task_type,
+        id=designer_id(task), benchmark="bbl", collection="designer", task_type=info.task_type,
         # the task.json prefix is data (task.json is not pinned in data-dir mode): a value only
         template="{{ designer_prefix }}\n\n" + BBL_INPUT + ANSWER_CUE, values={"designer_prefix": text},
         provenance={"source": f"BIG-bench {task} task.json (task_prefix, else description)", "bbl_task": task},
@@ -340,7 +340,7 @@ def variant_spec() -> dict[str, Any]:
 
 def variant_instruction(task: str, variant: str, resolver: SourceResolver | None = None) -> Instruction:
     info = task_info(task)
-    iid = f"bbl_{task}_var_{variant}_01"
+    iid = variant_id(task, variant)
     if variant == "nonsensical":
         path = nonsensical_path(task)
         if not path.is_file():
@@ -397,11 +397,11 @@ def planned_variant_ids(task: str) -> dict[str, list[str]]:
     """Variant -> instruction ids for one Figure-3 task (no download; designer and newly
     collected are the task's designer and unobserved instructions)."""
     spec = variant_spec().get(task, {})
-    out = {v: [f"bbl_{task}_var_{v}_01"] for v in ("closest", "incorrect", "negated") if v in spec}
-    out["designer"] = [f"bbl_{task}_designer_01"]
+    out = {v: [variant_id(task, v)] for v in ("closest", "incorrect", "negated") if v in spec}
+    out["designer"] = [designer_id(task)]
     out["newly_collected"] = [unobserved_id(f"bbl_{task}", p.stem) for p in unobserved_files(task)]
     if nonsensical_path(task).is_file():
-        out["nonsensical"] = [f"bbl_{task}_var_nonsensical_01"]
+        out["nonsensical"] = [variant_id(task, "nonsensical")]
     return out
 
 
@@ -460,7 +460,7 @@ def load_bbl_bank(resolver: SourceResolver | None = None, observed: bool = True)
             try:
                 out.append(variant_instruction(task, variant, resolver))
             except (SourceUnavailable, ChecksumError) as exc:
-                skipped[f"bbl_{task}_var_{variant}_01"] = str(exc)
+                skipped[variant_id(task, variant)] = str(exc)
     if observed:  # "observed" here means: read upstream files; the paper's are one of them
         from instrobust.paper import load_paper
 

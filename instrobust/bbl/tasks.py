@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from instrobust import paper
 from instrobust.bbl import BBL14, BBL_TYPES, TASKS, VARIANT_TASKS, VARIANTS
 from instrobust.bbl.instructions import planned_observed_ids, planned_variant_ids, unobserved_files
-from instrobust.names import OBSERVED_COLLECTIONS, observed_id, unobserved_id
+from instrobust.names import OBSERVED_COLLECTIONS, designer_id, observed_id, unobserved_id
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def task_specs() -> list[TaskSpec]:
         for path in unobserved_files(task):
             iid = unobserved_id(f"bbl_{task}", path.stem)
             out.append(TaskSpec(iid, iid, task, "unobserved", False))
-        out.append(TaskSpec(f"bbl_{task}_designer_01", f"bbl_{task}_designer_01", task, "designer", False))
+        out.append(TaskSpec(designer_id(task), designer_id(task), task, "designer", False))
         if task in VARIANT_TASKS:
             planned = planned_variant_ids(task)
             for variant in ("closest", "incorrect", "negated", "nonsensical"):
