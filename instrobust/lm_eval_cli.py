@@ -7,6 +7,9 @@ scripts call (``lm_eval.__main__:cli_evaluate``), so every lm-eval flag and subc
 
     instrobust-lm-eval --model instrobust-hf --model_args pretrained=google/flan-t5-large \
         --tasks mmlu_unobserved --batch_size 8
+
+``instrobust-hf`` scores each multiple-choice context once, for causal and seq2seq models alike
+(docs/fast-backend.md); ``instrobust demo`` runs through this entry point.
 """
 from __future__ import annotations
 
