@@ -118,13 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for collection, why in skipped.items():
         print(f"[skipped] {collection}: {why}")
-    from instrobust.commands import tasks_path
+    from instrobust.paths import include_path_args
 
     out = Path(args.output_path or tempfile.mkdtemp(prefix="instrobust-demo-"))
     cmd = [
         sys.executable, "-m", "instrobust.lm_eval_cli", "--model", "instrobust-hf",  # lm_eval + the fast backend
         "--model_args", f"pretrained={model_dir},gguf_file={GGUF_FILE}",
-        "--include_path", str(tasks_path()), "--tasks", ",".join(tasks),
+        *include_path_args(), "--tasks", ",".join(tasks),
         "--limit", str(args.limit), "--batch_size", args.batch_size, "--device", "cpu",
         "--output_path", str(out), "--verbosity", "ERROR",
     ]

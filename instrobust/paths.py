@@ -20,3 +20,17 @@ def tasks_path() -> Path:
         return Path(list(installed.__path__)[0])
     except ImportError:
         return Path(__file__).resolve().parents[1] / "lm_eval_tasks"
+
+
+def include_path_args() -> list[str]:
+    """``--include_path`` for our tasks, or nothing when lm-eval already scans them.
+
+    After ``pip install .`` the YAMLs sit inside lm-eval's own tasks folder; naming that folder
+    again makes lm-eval index every task twice and warn ~1,800 times that each overrides itself.
+    """
+    import lm_eval.tasks
+
+    ours = tasks_path().resolve()
+    if ours.is_relative_to(Path(lm_eval.tasks.__file__).resolve().parent):
+        return []
+    return ["--include_path", str(ours)]
