@@ -123,7 +123,7 @@ def _sparse_run(model: str, seed: int = 0):
                                                 "scoring": "letter"}})
             tasks.append(SparseTask(model, name, name, info, 0, {"sparse_budget": 3, "sparse_group": coll},
                                     items, "synthetic"))
-    return SparseRun({model: ModelInfo(key=model, label=model, pretrained=model)}, tasks)
+    return SparseRun({model: ModelInfo(key=model, label=model, pretrained=model)}, tasks=tasks)
 
 
 def test_estimate_uses_the_models_own_collection_and_keeps_delta_ci_for_the_bootstrap():
@@ -173,7 +173,7 @@ def test_estimated_bbl_spread_is_per_task_then_averaged():
                 tasks.append(SparseTask("google/flan-t5-base", name, instruction, classify(name, {"metadata": meta}),
                                         0, {"sparse_budget": 2}, items, "synthetic"))
     run = SparseRun({"google/flan-t5-base": ModelInfo("google/flan-t5-base", "flan-t5-base", "google/flan-t5-base")},
-                    tasks)
+                    tasks=tasks)
     report = build_estimated_report(run, EstimateConfig(n_draws=60))
     (row,) = report["table3"]
     obs = row["observed"]

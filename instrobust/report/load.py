@@ -16,7 +16,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from instrobust.report.cells import Cell, ModelInfo, ReportInputError
 from instrobust.report.tasks import classify
@@ -35,11 +35,42 @@ _NON_METRIC_KEYS = {"alias", "name", "sample_len", "samples"}
 
 
 @dataclass
-class Loaded:
+class RunsRead:
+    """What reading lm-eval output folders gives every consumer: the models, notes for the reader
+    (skipped or superseded runs), and the input files it used."""
+
     models: dict[str, ModelInfo]
-    cells: list[Cell]
     notes: list[str] = field(default_factory=list)
     inputs: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class Loaded(RunsRead):
+    """The report's view: one cell per (model, task)."""
+
+    cells: list[Cell] = field(default_factory=list)
+
+
+class NewestRun:
+    """When one (model, setting, task) appears in several runs, the newest run's entry wins."""
+
+    def __init__(self) -> None:
+        self._chosen: dict[tuple, tuple[float, Any]] = {}
+
+    def offer(self, key: tuple, date: float, entry: Any) -> tuple[Any, Any] | None:
+        """Keep ``entry`` (from a run dated ``date``) unless a newer one holds ``key``; on a repeat,
+        return (older, newer) of the two entries."""
+        if key not in self._chosen:
+            self._chosen[key] = (date, entry)
+            return None
+        old_date, old = self._chosen[key]
+        if date >= old_date:
+            self._chosen[key] = (date, entry)
+            return old, entry
+        return entry, old
+
+    def kept(self) -> list:
+        return [entry for _, entry in self._chosen.values()]
 
 
 def find_results_files(path: Path) -> list[Path]:
@@ -246,7 +277,7 @@ def load(paths: list[str | Path], with_samples: bool = True) -> Loaded:
     if not paths:
         raise ReportInputError("give at least one lm-eval output directory")
     models: dict[str, ModelInfo] = {}
-    chosen: dict[tuple[str, int, str], tuple[float, Cell]] = {}
+    newest = NewestRun()
     notes: list[str] = []
     inputs: list[dict] = []
     duplicates: dict[tuple[str, str], list[str]] = {}
@@ -262,16 +293,12 @@ def load(paths: list[str | Path], with_samples: bool = True) -> Loaded:
             models.setdefault(model.key, model)
             for cell in cells:
                 n_cells += 1
-                key = (cell.model, cell.n_shot, cell.task)
-                if key in chosen:
-                    old_date, old = chosen[key]
-                    newer, older = (cell, old) if date >= old_date else (old, cell)
+                pair = newest.offer((cell.model, cell.n_shot, cell.task), date, cell)
+                if pair:
+                    older, newer = pair
                     duplicates.setdefault((older.source, newer.source), []).append(cell.task)
-                    if date < old_date:
-                        continue
-                chosen[key] = (date, cell)
         inputs.append({"path": str(path), "results_files": [str(f) for f in files], "cells": n_cells})
-    cells = [c for _, c in chosen.values()]
+    cells = newest.kept()
     notes.extend(_duplicate_notes(duplicates))
     if not cells:
         detail = "; ".join(notes) if notes else "the results files hold no tasks"

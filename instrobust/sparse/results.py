@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from instrobust.errors import InstrobustError
-from instrobust.report.cells import ModelInfo
-from instrobust.report.load import (assign_labels, find_results_files, model_from_results, read_results_json,
-                                    sample_rows, samples_file)
+from instrobust.report.load import (NewestRun, RunsRead, assign_labels, find_results_files, model_from_results,
+                                    read_results_json, sample_rows, samples_file)
 from instrobust.report.tasks import TaskInfo, classify
 from instrobust.sparse.loader import ITEM_COLUMN
 
@@ -35,11 +34,10 @@ class SparseTask:
 
 
 @dataclass
-class SparseRun:
-    models: dict[str, ModelInfo]
-    tasks: list[SparseTask]
-    notes: list[str] = field(default_factory=list)
-    inputs: list[dict] = field(default_factory=list)
+class SparseRun(RunsRead):
+    """The estimator's view: one entry per sparse (model, task), with its items' scores."""
+
+    tasks: list[SparseTask] = field(default_factory=list)
 
 
 def _read_samples(path: Path, task: str, metric: str = "acc") -> dict[int, float]:
@@ -68,10 +66,8 @@ def load_sparse(paths: list[str | Path]) -> SparseRun:
     """Sparse tasks of every results_*.json under ``paths``; newest run wins when a task repeats."""
     if not paths:
         raise EstimateInputError("give at least one lm-eval output directory of a sparse run")
-    models: dict[str, ModelInfo] = {}
-    chosen: dict[tuple[str, int, str], tuple[float, SparseTask]] = {}
-    notes: list[str] = []
-    inputs: list[dict] = []
+    run = SparseRun(models={})
+    newest = NewestRun()
     full_tasks: list[str] = []
     for raw in paths:
         files = find_results_files(Path(raw))
@@ -110,16 +106,13 @@ def load_sparse(paths: list[str | Path]) -> SparseRun:
                 design = {k: meta.get(k) for k in ("sparse_group", "sparse_budget", "sparse_seed", "sparse_n_items",
                                                    "sparse_pool_seed", "sparse_members")}
                 st = SparseTask(model.key, task, instruction, info, n_shot, design, items, str(path))
-                key = (model.key, n_shot, task)
-                models.setdefault(model.key, model)
-                if key in chosen:
-                    notes.append(f"{task} appears in {chosen[key][1].source} and {path}; using the newer run")
-                    if date < chosen[key][0]:
-                        continue
-                chosen[key] = (date, st)
-        inputs.append({"path": str(raw), "results_files": [str(f) for f in files]})
-    tasks = [t for _, t in chosen.values()]
-    if not tasks:
+                run.models.setdefault(model.key, model)
+                pair = newest.offer((model.key, n_shot, task), date, st)
+                if pair:
+                    run.notes.append(f"{task} appears in {pair[0].source} and {pair[1].source}; using the newer run")
+        run.inputs.append({"path": str(raw), "results_files": [str(f) for f in files]})
+    run.tasks = newest.kept()
+    if not run.tasks:
         what = (f"its {len(full_tasks)} instrobust task(s) ({', '.join(sorted(full_tasks)[:3])}"
                 f"{', ...' if len(full_tasks) > 3 else ''}) are full, not sparse" if full_tasks
                 else "it holds no instrobust tasks")
@@ -128,7 +121,7 @@ def load_sparse(paths: list[str | Path]) -> SparseRun:
             "`--tasks mmlu_cloze_observed_flan2022,mmlu_cloze_unobserved --metadata '{\"sparse_budget\": 2}' "
             "--log_samples`, and use `instrobust report` for full runs")
     if full_tasks:
-        notes.append(f"ignored {len(full_tasks)} full (non-sparse) task(s): {', '.join(sorted(full_tasks)[:5])}"
+        run.notes.append(f"ignored {len(full_tasks)} full (non-sparse) task(s): {', '.join(sorted(full_tasks)[:5])}"
                      + (" ..." if len(full_tasks) > 5 else ""))
-    assign_labels(models)
-    return SparseRun(models, tasks, notes, inputs)
+    assign_labels(run.models)
+    return run
