@@ -36,3 +36,33 @@ def designer_id(task: str) -> str:
 
 def variant_id(task: str, variant: str) -> str:
     return f"bbl_{task}_var_{variant}_01"
+
+
+# --- task and group names -------------------------------------------------------------------
+# A task name is its instruction id, with the MMLU scoring in the prefix (mmlu_cloze_unobs_07);
+# BBL task names put the BIG-bench task in the scope (bbl_strategyqa_obs_p3_02).
+
+# MMLU scorings -> task-name prefix: rank classification over the instruction's answer space
+# (letters, option texts or label words), or over the option texts.
+MMLU_SCORING_PREFIX = {"letter": "mmlu", "cloze": "mmlu_cloze"}
+
+
+def mmlu_task_name(instruction_id: str, scoring: str) -> str:
+    """``mmlu_obs_p3_03`` scored on option texts -> ``mmlu_cloze_obs_p3_03``."""
+    return instruction_id.replace("mmlu", MMLU_SCORING_PREFIX[scoring], 1)
+
+
+def collection_group(scope: str, collection: str, observed: bool) -> str:
+    """The group of one collection: ``mmlu_observed_p3``, ``mmlu_cloze_unobserved``,
+    ``bbl_strategyqa_designer`` (also the sparse design group of its tasks)."""
+    return f"{scope}_observed_{collection}" if observed else f"{scope}_{collection}"
+
+
+def observed_all_group(scope: str) -> str:
+    """The pooled group of every observed collection (no one model observed all of them)."""
+    return f"{scope}_observed_all"
+
+
+def variant_group(scope: str, variant: str) -> str:
+    """``bbl_variant_negated`` (over the Figure-3 tasks), ``bbl_<task>_variant_negated`` (one task)."""
+    return f"{scope}_variant_{variant}"

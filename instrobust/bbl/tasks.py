@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from instrobust import paper
+import instrobust.paper as paper
 from instrobust.bbl import BBL14, BBL_TYPES, TASKS, VARIANT_TASKS, VARIANTS
 from instrobust.bbl.instructions import planned_observed_ids, planned_variant_ids, unobserved_files
-from instrobust.names import OBSERVED_COLLECTIONS, designer_id, observed_id, unobserved_id
+from instrobust.names import (OBSERVED_COLLECTIONS, collection_group, designer_id, observed_all_group, observed_id,
+                              unobserved_id, variant_group)
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,19 @@ class TaskSpec:
     def design_group(self) -> str:
         """The instructions that split this BBL task's pool in a budgeted run (one collection)."""
         if self.variant is not None:
-            return f"bbl_{self.bbl_task}_variant_{self.variant}"
+            return variant_group(f"bbl_{self.bbl_task}", self.variant)
         if self.collection == "paper":  # bbl_<task>_paper, bbl_<task>_paper_newly, ..._nonsensical
             return self.name.rsplit("_", 1)[0]
-        side = f"observed_{self.collection}" if self.observed else self.collection
-        return f"bbl_{self.bbl_task}_{side}"
+        return collection_group(f"bbl_{self.bbl_task}", self.collection, self.observed)
+
+    @property
+    def metadata(self) -> dict[str, object]:
+        """The task's lm-eval metadata (written into its YAML, copied by lm-eval into results)."""
+        return {"collection": self.collection, "observed": self.observed, "scoring": "cloze",
+                "task_type": self.task_type, "bbl_task": self.bbl_task,
+                **({"variant": self.variant} if self.variant else {}),
+                **({"paper_set": self.paper_set} if self.paper_set else {}),
+                "sparse_group": self.design_group, "sparse_seed": 0}
 
 
 def task_specs() -> list[TaskSpec]:
@@ -95,35 +104,35 @@ def group_members() -> dict[str, list[str]]:
             add(s.design_group, s.name)
     for s in core:
         if s.observed:
-            add(f"bbl_{s.bbl_task}_observed_all", s.name)
+            add(observed_all_group(f"bbl_{s.bbl_task}"), s.name)
     in14 = [s for s in core if s.bbl_task in BBL14]
     for task_type in BBL_TYPES:
         for s in (s for s in in14 if s.task_type == task_type):
             if s.observed:
-                add(f"bbl_{task_type}_observed_{s.collection}", s.name)
+                add(collection_group(f"bbl_{task_type}", s.collection, True), s.name)
             elif s.collection in ("unobserved", "designer"):
-                add(f"bbl_{task_type}_{s.collection}", s.name)
+                add(collection_group(f"bbl_{task_type}", s.collection, False), s.name)
             elif s.paper_set == "unobserved":  # the authors' 10 per task
                 add(f"bbl_{task_type}_paper", s.name)
         for s in (s for s in in14 if s.task_type == task_type and s.observed):
-            add(f"bbl_{task_type}_observed_all", s.name)
+            add(observed_all_group(f"bbl_{task_type}"), s.name)
     for collection in OBSERVED_COLLECTIONS:
         for s in in14:
             if s.observed and s.collection == collection:
-                add(f"bbl_observed_{collection}", s.name)
+                add(collection_group("bbl", collection, True), s.name)
     for s in in14:
         if s.collection in ("unobserved", "designer"):
-            add(f"bbl_{s.collection}", s.name)
+            add(collection_group("bbl", s.collection, False), s.name)
         elif s.paper_set == "unobserved":
             add("bbl_paper", s.name)
     for s in in14:
         if s.observed:
-            add("bbl_observed_all", s.name)
+            add(observed_all_group("bbl"), s.name)
     for variant in VARIANTS:
         for s in specs:
             if s.bbl_task not in VARIANT_TASKS:
                 continue
             if (s.variant == variant or (variant == "designer" and s.collection == "designer")
                     or (variant == "newly_collected" and s.collection == "unobserved")):
-                add(f"bbl_variant_{variant}", s.name)
+                add(variant_group("bbl", variant), s.name)
     return groups

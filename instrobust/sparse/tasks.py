@@ -15,32 +15,13 @@ holds several design groups, and each costs B runs.
 """
 from __future__ import annotations
 
-import functools
-
+import instrobust.catalog as catalog
 from instrobust.errors import UnknownInstructionError
 
 
-@functools.lru_cache(maxsize=1)
 def design_groups() -> dict[str, tuple[str, ...]]:
     """Design group -> its planned instruction ids, in a fixed order (no download needed)."""
-    from instrobust.bbl.tasks import task_specs
-    from instrobust.generate import mmlu_tasks
-
-    groups: dict[str, dict[str, None]] = {}
-    for t in [*mmlu_tasks(), *task_specs()]:
-        groups.setdefault(t.design_group, {})[t.instruction] = None
-    return {g: tuple(ids) for g, ids in groups.items()}
-
-
-@functools.lru_cache(maxsize=1)
-def _lm_eval_groups() -> dict[str, tuple[str, ...]]:
-    """Every lm-eval group of ours (pooled ones included) -> the instruction ids of its tasks."""
-    from instrobust.bbl.tasks import group_members, task_specs
-    from instrobust.generate import mmlu_groups, mmlu_tasks
-
-    instruction = {t.name: t.instruction for t in [*mmlu_tasks(), *task_specs()]}
-    groups = {**mmlu_groups(), **group_members()}
-    return {g: tuple(dict.fromkeys(instruction[t] for t in tasks)) for g, tasks in groups.items()}
+    return catalog.design_groups()
 
 
 def design_members(group: str) -> list[str]:
@@ -50,7 +31,7 @@ def design_members(group: str) -> list[str]:
     At run time the loader keeps those that can be had (e.g. Alpaca may be skipped) and splits the
     pool among them, so the tasks that can actually run always cost B runs in total.
     """
-    ids = design_groups().get(group) or _lm_eval_groups().get(group)
+    ids = catalog.design_groups().get(group) or catalog.group_instructions().get(group)
     if ids:
         return list(ids)
     raise UnknownInstructionError(
