@@ -46,3 +46,8 @@ class InstructionBank(InstructionSet):
             instructions += paper
             skipped.update(why)
         return cls(instructions, skipped)
+
+    def _known_groups(self) -> frozenset[str] | None:
+        import instrobust.catalog as catalog  # above the collections, like the loaders
+
+        return catalog.names()

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 
 from instrobust.errors import TemplateRenderError, UnknownInstructionError
 from instrobust.names import COLLECTIONS, OBSERVED_COLLECTIONS  # noqa: F401  (re-exported by instrobust.bank)
-from instrobust.paths import tasks_path
+from instrobust.names import collection_group
 from instrobust.rendering import bbl_sentinel_doc, render, where
 
 TASK_TYPES = ("qa", "mc", "bc")
@@ -169,15 +169,18 @@ class InstructionSet:
         """Which collection could not be loaded, why, and which groups run without it."""
         loaded = sorted({i.collection for i in self if i.observed})
         prefix = instruction_id.split("_obs_")[0] if "_obs_" in instruction_id else instruction_id.split("_", 1)[0]
-        groups = [f"{prefix}_observed_{c}" for c in loaded] + [f"{prefix}_unobserved"]
-        try:
-            names = {p.stem for p in tasks_path().rglob(f"{prefix}_*observed*.yaml")}
-            groups = [g for g in groups if g in names]
-        except OSError:
-            pass
+        groups = [collection_group(prefix, c, True) for c in loaded] + [collection_group(prefix, "unobserved", False)]
+        known = self._known_groups()
+        if known is not None:
+            groups = [g for g in groups if g in known]
         run = f" Groups that run without it: {', '.join(groups)}." if groups else ""
         return (f"instruction {instruction_id!r} is in collection {collection!r}, which could not be "
                 f"loaded: {why}.{run}")
+
+    def _known_groups(self) -> frozenset[str] | None:
+        """Our lm-eval task and group names, so that error messages name only groups that exist;
+        None here (the leaf knows no tasks): InstructionBank reads them from instrobust.catalog."""
+        return None
 
     def select(self, *, collection: str | None = None, observed: bool | None = None) -> list[Instruction]:
         out = list(self)
