@@ -46,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
                     "analyse model + adapter and compare (Table 6)")
     ap.add_argument("--tasks", action="append", default=[], help="comma-separated lm-eval task or group names, "
                     "e.g. mmlu_observed_p3,mmlu_unobserved (repeatable)")
-    ap.add_argument("--tasks-dir", help="folder of the task YAMLs (default: instrobust's lm_eval_tasks)")
+    ap.add_argument("--tasks-dir", help="folder of task YAMLs to read instead of instrobust's own tasks (the catalog)")
     ap.add_argument("--n-examples", type=int, default=300, help="examples sampled per pool (MMLU, each BBL task)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="folder for analysis.json, analysis.md, figures/, representations/")

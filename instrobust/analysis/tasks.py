@@ -1,6 +1,7 @@
-"""Which lm-eval tasks to analyse: task and group names resolved through our generated task YAMLs.
+"""Which lm-eval tasks to analyse: task and group names resolved through the catalog of our tasks
+(instrobust.catalog, what the generated YAMLs say) or the YAMLs of a folder given with --tasks-dir.
 
-A task YAML names its instruction (``dataset_kwargs.instruction``) and says what it is
+A task names its instruction (``dataset_kwargs.instruction``) and says what it is
 (``metadata: {collection, observed, scoring}``, BBL tasks add ``task_type`` and ``bbl_task``).
 The analysis works on those tasks, so what it measures is exactly what the harness evaluates.
 """
@@ -49,12 +50,6 @@ class _Loader(yaml.SafeLoader):
 _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
-def default_tasks_dir() -> Path:
-    from instrobust.commands import tasks_path
-
-    return tasks_path()
-
-
 @functools.lru_cache(maxsize=4)
 def _yaml_index(tasks_dir: Path) -> dict[str, Path]:
     """Task/group name -> YAML file (the generator names every file after its task or group)."""
@@ -73,22 +68,18 @@ def _read(path: Path) -> dict:
     return data
 
 
-def _leaf(name: str, path: Path, data: dict) -> AnalysisTask:
-    if data.get("num_fewshot"):
-        raise AnalysisError(
-            f"task {name!r} ({path}) is a {data['num_fewshot']}-shot task: the analysis measures the zero-shot "
-            f"prompt (paper section 4.5); use {name.removesuffix('_1shot')!r} instead")
-    instruction = (data.get("dataset_kwargs") or {}).get("instruction")
-    meta = data.get("metadata") or {}
+def _leaf(name: str, where: object, instruction: object, meta: dict) -> AnalysisTask:
+    """The analysis task from a task's instruction id and lm-eval metadata (``where``: its YAML file,
+    or the catalog, for error messages)."""
     missing = [k for k, v in (("dataset_kwargs.instruction", instruction), ("metadata.observed", meta.get("observed")),
                               ("metadata.collection", meta.get("collection"))) if v is None]
     if missing:
-        raise AnalysisError(f"task {name!r} ({path}) is not an instrobust instruction task: it lacks {', '.join(missing)}")
+        raise AnalysisError(f"task {name!r} ({where}) is not an instrobust instruction task: it lacks {', '.join(missing)}")
     scoring = str(meta.get("scoring") or "letter")
     if meta.get("bbl_task"):
         task_type = str(meta.get("task_type") or "").lower()
         if task_type not in ("qa", "bc", "mc"):
-            raise AnalysisError(f"task {name!r} ({path}): metadata.task_type must be qa, bc or mc, got {task_type!r}")
+            raise AnalysisError(f"task {name!r} ({where}): metadata.task_type must be qa, bc or mc, got {task_type!r}")
         benchmark, source, category = "bbl", str(meta["bbl_task"]), f"BBL-{task_type.upper()}"
     else:
         benchmark = str(instruction).split("_", 1)[0]
@@ -99,20 +90,38 @@ def _leaf(name: str, path: Path, data: dict) -> AnalysisTask:
                         category=category, scoring=scoring)
 
 
-def resolve_tasks(names: Iterable[str], tasks_dir: Path | None = None) -> list[AnalysisTask]:
-    """The zero-shot instruction tasks named by ``names`` (task or group names, groups expanded)."""
-    index = _yaml_index(Path(tasks_dir or default_tasks_dir()).resolve())
-    out: dict[str, AnalysisTask] = {}
+class _Catalog:
+    """Our own tasks and groups, read from instrobust.catalog (what the generated YAMLs say)."""
 
-    def visit(name: str, trail: tuple[str, ...]) -> None:
-        if name in trail:
-            raise AnalysisError(f"group {trail[-1]!r} includes itself through {' -> '.join(trail + (name,))}")
-        path = index.get(name)
+    def __init__(self) -> None:
+        import instrobust.catalog as catalog
+
+        self.tasks, self.groups = catalog.tasks(), catalog.groups()
+
+    def names(self) -> list[str]:
+        return [*self.tasks, *self.groups]
+
+    def lookup(self, name: str) -> list[str] | AnalysisTask | None:
+        """A group's member names, a task's analysis task, or None for a name we do not have."""
+        if name in self.groups:
+            return list(self.groups[name])
+        task = self.tasks.get(name)
+        return None if task is None else _leaf(name, "instrobust catalog", task.instruction, task.metadata)
+
+
+class _Folder:
+    """The task YAMLs of a folder given with --tasks-dir (the lm_eval --include_path)."""
+
+    def __init__(self, tasks_dir: Path) -> None:
+        self.index = _yaml_index(tasks_dir.resolve())
+
+    def names(self) -> list[str]:
+        return list(self.index)
+
+    def lookup(self, name: str) -> list[str] | AnalysisTask | None:
+        path = self.index.get(name)
         if path is None:
-            close = difflib.get_close_matches(name, index, n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            where = f" (inside group {trail[-1]!r})" if trail else ""
-            raise AnalysisError(f"unknown lm-eval task or group {name!r}{where}.{hint}")
+            return None
         data = _read(path)
         if "group" in data:
             members = data.get("task") or []
@@ -121,9 +130,34 @@ def resolve_tasks(names: Iterable[str], tasks_dir: Path | None = None) -> list[A
             for m in members:
                 if not isinstance(m, str):
                     raise AnalysisError(f"group {name!r} ({path}) lists an inline task config; only task names are supported")
+            return members
+        if data.get("num_fewshot"):
+            raise AnalysisError(
+                f"task {name!r} ({path}) is a {data['num_fewshot']}-shot task: the analysis measures the zero-shot "
+                f"prompt (paper section 4.5); use {name.removesuffix('_1shot')!r} instead")
+        return _leaf(name, path, (data.get("dataset_kwargs") or {}).get("instruction"), data.get("metadata") or {})
+
+
+def resolve_tasks(names: Iterable[str], tasks_dir: Path | None = None) -> list[AnalysisTask]:
+    """The zero-shot instruction tasks named by ``names`` (task or group names, groups expanded):
+    ours from the catalog, or those of a task folder given as ``tasks_dir``."""
+    source = _Folder(Path(tasks_dir)) if tasks_dir else _Catalog()
+    out: dict[str, AnalysisTask] = {}
+
+    def visit(name: str, trail: tuple[str, ...]) -> None:
+        if name in trail:
+            raise AnalysisError(f"group {trail[-1]!r} includes itself through {' -> '.join(trail + (name,))}")
+        found = source.lookup(name)
+        if found is None:
+            close = difflib.get_close_matches(name, source.names(), n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            where = f" (inside group {trail[-1]!r})" if trail else ""
+            raise AnalysisError(f"unknown lm-eval task or group {name!r}{where}.{hint}")
+        if isinstance(found, list):
+            for m in found:
                 visit(m, trail + (name,))
         elif name not in out:
-            out[name] = _leaf(name, path, data)
+            out[name] = found
 
     for name in names:
         name = name.strip()
