@@ -11,6 +11,8 @@ report's name fallback (instrobust.report.tasks) parses them.
 """
 from __future__ import annotations
 
+import re
+
 # The upstream collections an instruction-tuned model may have been trained on.
 OBSERVED_COLLECTIONS = ("flan2022", "alpaca", "p3")
 COLLECTIONS = (*OBSERVED_COLLECTIONS, "unobserved")
@@ -66,3 +68,19 @@ def observed_all_group(scope: str) -> str:
 def variant_group(scope: str, variant: str) -> str:
     """``bbl_variant_negated`` (over the Figure-3 tasks), ``bbl_<task>_variant_negated`` (one task)."""
     return f"{scope}_variant_{variant}"
+
+
+_SHOT_SUFFIX = re.compile(r"_(\d+)shot$")
+_BUDGET_SUFFIX = re.compile(r"_b(\d+)$")
+
+
+def split_shots(task: str) -> tuple[str, int | None]:
+    """``mmlu_unobs_07_1shot`` -> (``mmlu_unobs_07``, 1): the k of an (old-style) _<k>shot name."""
+    m = _SHOT_SUFFIX.search(task)
+    return (task[: m.start()], int(m.group(1))) if m else (task, None)
+
+
+def budget_in_name(task: str) -> int | None:
+    """The B of an old-style budgeted task name ``<task>_b<B>[_<k>shot]`` (budgets are metadata now)."""
+    m = _BUDGET_SUFFIX.search(split_shots(task)[0])
+    return int(m.group(1)) if m else None

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from instrobust.names import budget_in_name
 from instrobust.report.cells import Cell, ModelInfo, ReportInputError
 from instrobust.report.tasks import classify
 
@@ -29,7 +30,6 @@ except ImportError:  # pragma: no cover - depends on the environment
     _loads = json.loads
 
 # Metric preference: the paper reports accuracy; generation tasks report exact match.
-_SHOT_NAME = re.compile(r"_\d+shot$")
 _METRIC_PREFERENCE = ("acc", "exact_match", "acc_norm")
 _NON_METRIC_KEYS = {"alias", "name", "sample_len", "samples"}
 
@@ -178,16 +178,12 @@ def _read_samples(path: Path, metric: str, filt: str) -> dict[int, float]:
     return items
 
 
-_BUDGET_NAME = re.compile(r"_b(\d+)$")
-
-
 def _sparse_budget(task: str, config: dict | None) -> object | None:
     """The sparse budget of a task: its metadata's sparse_budget, else an old-style _b<B> name suffix."""
     budget = ((config or {}).get("metadata") or {}).get("sparse_budget")
     if budget is not None:
         return None if budget == "all" else budget
-    m = _BUDGET_NAME.search(_SHOT_NAME.sub("", task))
-    return int(m.group(1)) if m else None
+    return budget_in_name(task)
 
 
 def load_results_file(path: Path, with_samples: bool = True) -> tuple[ModelInfo, list[Cell], list[str], float]:
@@ -316,39 +312,24 @@ def _duplicate_notes(duplicates: dict[tuple[str, str], list[str]]) -> list[str]:
             for (older, newer), tasks in duplicates.items()]
 
 
-def task_yaml_dir() -> Path | None:
-    """Our lm-eval task YAML folder: the installed copy inside lm_eval, else the source tree.
-
-    Located without importing lm_eval.tasks (that import costs seconds).
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec("lm_eval")
-    for base in (spec.submodule_search_locations or []) if spec else []:
-        installed = Path(base) / "tasks" / "instrobust"
-        if installed.is_dir():
-            return installed
-    here = Path(__file__).resolve().parents[2] / "lm_eval_tasks"
-    return here if here.is_dir() else None
-
-
 _LEAF_TASK = re.compile(r"_\d+(_\d+shot)?$")
 
 
 def planned_counts(tasks_dir: Path | None = None) -> dict[tuple[str, str, int], int]:
-    """(category, collection, n_shot) -> number of generated tasks, to mark partial categories.
+    """(category, collection, n_shot) -> number of our tasks, to mark partial categories.
 
-    Counted from the task YAML file names (one file per task, named after it), never from group
-    names; reading 8000 YAMLs would cost seconds.
+    Counted from the task names of the catalog (instrobust.catalog), or of the task YAML files
+    (one file per task, named after it) of a folder given as ``tasks_dir``; never from group names.
     """
-    tasks_dir = tasks_dir or task_yaml_dir()
-    counts: dict[tuple[str, str, int], int] = {}
     if tasks_dir is None:
-        return counts
-    for path in tasks_dir.rglob("*.yaml"):
-        if not _LEAF_TASK.search(path.stem):
-            continue
-        info = classify(path.stem)
+        import instrobust.catalog as catalog
+
+        names = list(catalog.tasks())
+    else:
+        names = [p.stem for p in tasks_dir.rglob("*.yaml") if _LEAF_TASK.search(p.stem)]
+    counts: dict[tuple[str, str, int], int] = {}
+    for name in names:
+        info = classify(name)
         if info is None or info.variant or info.variant_study:
             continue
         key = (info.category, info.collection, info.shots_in_name or 0)

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from instrobust.bbl import TASKS
-from instrobust.names import OBSERVED_COLLECTIONS
+from instrobust.names import OBSERVED_COLLECTIONS, split_shots
 
 # BIG-bench Lite as grouped by the paper (Table 3): question answering, binary and multi-class
 # classification; read from the one task table (instrobust.bbl.TASKS).
@@ -37,7 +37,6 @@ VARIANT_ONLY = frozenset(["closest", "incorrect", "negated", "nonsensical"])
 _COLLECTION_ALIASES = {"unobs": "unobserved", "flan": "flan2022", "flan_2022": "flan2022"}
 CATEGORY_ORDER = ("MMLU", "MMLU (cloze)", "BBL-QA", "BBL-BC", "BBL-MC")
 
-_SHOT_SUFFIX = re.compile(r"_(\d+)shot$")
 _VARIANT_NAME = re.compile(r"^var_([a-z]+)$")
 _MMLU_NAME = re.compile(r"^mmlu(?P<cloze>_cloze)?_(?:unobs|obs_(?P<collection>[a-z0-9]+))_\d+$")
 
@@ -99,9 +98,7 @@ def _paper_split(base: str, meta: dict) -> tuple[str, str | None]:
 def classify(task: str, config: dict | None = None) -> TaskInfo | None:
     """The TaskInfo of an lm-eval task, or None when it is not one of ours (e.g. lm-eval's arc_easy)."""
     meta = dict((config or {}).get("metadata") or {})
-    shot_match = _SHOT_SUFFIX.search(task)
-    shots_in_name = int(shot_match.group(1)) if shot_match else None
-    base = task[: shot_match.start()] if shot_match else task
+    base, shots_in_name = split_shots(task)
 
     if meta.get("benchmark") and meta.get("category") and meta.get("collection"):
         # a task of the user's own instructions (instrobust tasks, docs/user-instructions.md): metadata says all
