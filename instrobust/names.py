@@ -5,9 +5,10 @@
     bbl_<task>_designer_01           the BIG-bench task designer's own prompt
     bbl_<task>_var_<variant>_01      a Figure-3 instruction variant (closest, incorrect, negated, nonsensical)
 
-A leaf (imports nothing of ours): the bank, the collections, the generator and the report all
-read it. Task names are these ids (BBL task names put the BIG-bench task in the scope); the
-report's name fallback (instrobust.report.tasks) parses them.
+A leaf (imports nothing of ours): the bank, the collections, the catalog (instrobust.catalog,
+every task and group), the generator and the report all read it. Task names are these ids (BBL
+task names put the BIG-bench task in the scope, MMLU ones the scoring); group and design-group
+names are built below; the report's name fallback (instrobust.report.tasks) parses with these.
 """
 from __future__ import annotations
 
@@ -84,3 +85,21 @@ def budget_in_name(task: str) -> int | None:
     """The B of an old-style budgeted task name ``<task>_b<B>[_<k>shot]`` (budgets are metadata now)."""
     m = _BUDGET_SUFFIX.search(split_shots(task)[0])
     return int(m.group(1)) if m else None
+
+
+# Parsing. BBL ids: the scope is a task type (qa, bc, mc) or a BIG-bench task.
+_BBL_ID = re.compile(r"^bbl_(?P<scope>[a-z0-9_]+?)_(?P<kind>obs_(?:flan2022|alpaca|p3)|unobs|designer|var_[a-z]+)_(?P<n>\d+)$")
+_MMLU_TASK = re.compile(r"^mmlu(?P<cloze>_cloze)?_(?:unobs|obs_(?P<collection>[a-z0-9]+))_\d+$")
+
+
+def parse_bbl_id(instruction_id: str) -> dict[str, str] | None:
+    """``bbl_qa_obs_p3_02`` -> {scope: qa, kind: obs_p3, n: 02}; None if it is no BBL id of ours."""
+    m = _BBL_ID.match(instruction_id)
+    return m.groupdict() if m else None
+
+
+def parse_mmlu_task(task: str) -> dict[str, str | None] | None:
+    """``mmlu_cloze_obs_p3_03`` -> {cloze: _cloze, collection: p3} (collection None: unobserved);
+    None if it is no MMLU task name of ours (zero-shot, without a _<k>shot suffix)."""
+    m = _MMLU_TASK.match(task)
+    return m.groupdict() if m else None

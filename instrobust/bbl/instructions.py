@@ -21,7 +21,7 @@ from typing import Any
 
 import instrobust.parsers as parsers
 from instrobust.instruction import Instruction, InstructionSet, check_bbl_template
-from instrobust.names import OBSERVED_COLLECTIONS, designer_id, observed_id, unobserved_id, variant_id
+from instrobust.names import OBSERVED_COLLECTIONS, designer_id, observed_id, parse_bbl_id, unobserved_id, variant_id
 from instrobust.bbl import BBL_TYPES, TASKS, VARIANT_TASKS, option_counts, task_info
 from instrobust.errors import ChecksumError, DataError, SourceUnavailable, UnknownInstructionError
 from instrobust.observed import TEMPLATES_DIR, ObservedLoader, check_text, reference_spec, select_alpaca, upstream_files
@@ -77,7 +77,6 @@ VARIANT_ADAPTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 ANSWER_CUE = "\nAnswer:"
-_PIECE = re.compile(r"^bbl_(?P<scope>[a-z0-9_]+?)_(?P<kind>obs_(?:flan2022|alpaca|p3)|unobs|designer|var_[a-z]+)_(?P<n>\d+)$")
 
 
 def spec_path(task_type: str) -> str:
@@ -413,7 +412,7 @@ def get(instruction_id: str, resolver: SourceResolver | None = None) -> Instruct
         from instrobust.paper import get as paper_instruction
 
         return paper_instruction(instruction_id, resolver)
-    m = _PIECE.match(instruction_id)
+    m = parse_bbl_id(instruction_id)
     if not m:
         raise UnknownInstructionError(
             f"unknown instruction id {instruction_id!r}: BBL ids look like bbl_qa_obs_flan2022_01, "

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from instrobust.bbl import TASKS
-from instrobust.names import OBSERVED_COLLECTIONS, split_shots
+from instrobust.names import OBSERVED_COLLECTIONS, parse_mmlu_task, split_shots
 
 # BIG-bench Lite as grouped by the paper (Table 3): question answering, binary and multi-class
 # classification; read from the one task table (instrobust.bbl.TASKS).
@@ -38,7 +38,6 @@ _COLLECTION_ALIASES = {"unobs": "unobserved", "flan": "flan2022", "flan_2022": "
 CATEGORY_ORDER = ("MMLU", "MMLU (cloze)", "BBL-QA", "BBL-BC", "BBL-MC")
 
 _VARIANT_NAME = re.compile(r"^var_([a-z]+)$")
-_MMLU_NAME = re.compile(r"^mmlu(?P<cloze>_cloze)?_(?:unobs|obs_(?P<collection>[a-z0-9]+))_\d+$")
 
 
 @dataclass(frozen=True)
@@ -106,13 +105,13 @@ def classify(task: str, config: dict | None = None) -> TaskInfo | None:
                         bool(meta.get("observed", False)), meta.get("scoring"), None, False, shots_in_name)
 
     if base.startswith("mmlu"):
-        m = _MMLU_NAME.match(base)
+        m = parse_mmlu_task(base)
         if m is None and "collection" not in meta:
             return None
-        collection = _normalize_collection(meta.get("collection") or (m and m.group("collection")) or "unobserved")
+        collection = _normalize_collection(meta.get("collection") or (m and m["collection"]) or "unobserved")
         if collection == "paper":
             collection = _paper_split(base, meta)[0]
-        scoring = meta.get("scoring") or ("cloze" if (m and m.group("cloze")) else "letter")
+        scoring = meta.get("scoring") or ("cloze" if (m and m["cloze"]) else "letter")
         observed = bool(meta["observed"]) if "observed" in meta else collection != "unobserved"
         category = "MMLU" if scoring == "letter" else f"MMLU ({scoring})"
         return TaskInfo("mmlu", category, collection, observed, scoring, None, False, shots_in_name)
