@@ -68,3 +68,14 @@ def test_the_instruction_leaf_imports_only_the_bottom_of_the_package():
                                                "instrobust.names", "instrobust.answers"}
     assert edges["instrobust.names"] == set()  # the id grammar: everyone reads it
     assert edges["instrobust.answers"] <= {"instrobust.errors", "instrobust.paths", "instrobust.rendering"}
+
+
+def test_every_package_is_shipped_by_pip_install():
+    """pyproject lists its packages by hand: a new subpackage missing there imports from a source
+    checkout (where the tests run) but not after `pip install .`."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts)
+               for package in ("instrobust", "instrobust_train") for p in (ROOT / package).rglob("__init__.py")}
+    assert on_disk - listed == set(), f"add these to [tool.setuptools] packages: {sorted(on_disk - listed)}"
