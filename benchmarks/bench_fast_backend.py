@@ -45,25 +45,14 @@ def build_model(path: Path, d_model: int, layers: int, heads: int, vocab: int) -
     (``tests/tiny_models.py``'s 512-token vocabulary is nearly byte-level: an MMLU prompt would be
     ~4x longer than with T5's own tokenizer, which would overstate the encoder's share.)
     """
-    import torch
-    from transformers import T5Config, T5ForConditionalGeneration
-
     from instrobust.data import mmlu_split
-    from tiny_models import build_tokenizer
+    from tiny_models import build_tiny_t5
 
     if (path / "config.json").exists():
         return path
-    pool = mmlu_split("test")
-    text = [q["question"] + " " + " ".join(q["choices"]) for q in pool[::4]]
-    tok = build_tokenizer(path, extra_text=text, vocab_size=vocab)
-    torch.manual_seed(0)
-    cfg = T5Config(
-        vocab_size=len(tok), d_model=d_model, d_kv=d_model // heads, d_ff=d_model * 4, num_layers=layers,
-        num_decoder_layers=layers, num_heads=heads, pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id, dropout_rate=0.0,
-    )
-    T5ForConditionalGeneration(cfg).save_pretrained(path)
-    return path
+    text = [q["question"] + " " + " ".join(q["choices"]) for q in mmlu_split("test")[::4]]
+    return build_tiny_t5(path, d_model=d_model, layers=layers, heads=heads, ff_mult=4, extra_text=text,
+                         vocab_size=vocab)
 
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

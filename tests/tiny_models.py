@@ -35,33 +35,33 @@ def build_tokenizer(path: Path, extra_text: list[str] | None = None, vocab_size:
     return fast
 
 
-def build_tiny_t5(path: str | Path, d_model: int = 32, layers: int = 2, heads: int = 2, seed: int = 0) -> Path:
+def _save_random(path: str | Path, model_class, config_for, seed: int, extra_text=None, vocab_size: int = 512) -> Path:
+    """Train the tokenizer, build ``model_class(config_for(tok))`` with seeded random weights, save both."""
     import torch
-    from transformers import T5Config, T5ForConditionalGeneration
 
     path = Path(path)
-    tok = build_tokenizer(path)
+    tok = build_tokenizer(path, extra_text=extra_text, vocab_size=vocab_size)
     torch.manual_seed(seed)
-    cfg = T5Config(
-        vocab_size=len(tok), d_model=d_model, d_kv=d_model // heads, d_ff=d_model * 2, num_layers=layers,
+    model_class(config_for(tok)).save_pretrained(path)
+    return path
+
+
+def build_tiny_t5(path: str | Path, d_model: int = 32, layers: int = 2, heads: int = 2, seed: int = 0,
+                  ff_mult: int = 2, extra_text: list[str] | None = None, vocab_size: int = 512) -> Path:
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    return _save_random(path, T5ForConditionalGeneration, lambda tok: T5Config(
+        vocab_size=len(tok), d_model=d_model, d_kv=d_model // heads, d_ff=d_model * ff_mult, num_layers=layers,
         num_decoder_layers=layers, num_heads=heads, pad_token_id=tok.pad_token_id,
         eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id, dropout_rate=0.0,
-    )
-    T5ForConditionalGeneration(cfg).save_pretrained(path)
-    return path
+    ), seed, extra_text, vocab_size)
 
 
 def build_tiny_llama(path: str | Path, hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0) -> Path:
-    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    path = Path(path)
-    tok = build_tokenizer(path)
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(
+    return _save_random(path, LlamaForCausalLM, lambda tok: LlamaConfig(
         vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
         num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=2048,
         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
-    )
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    return path
+    ), seed)
