@@ -45,7 +45,7 @@ def build_model(path: Path, d_model: int, layers: int, heads: int, vocab: int) -
     (``tests/tiny_models.py``'s 512-token vocabulary is nearly byte-level: an MMLU prompt would be
     ~4x longer than with T5's own tokenizer, which would overstate the encoder's share.)
     """
-    from instrobust.data import mmlu_split
+    from instrobust.mmlu.data import mmlu_split
     from tiny_models import build_tiny_t5
 
     if (path / "config.json").exists():

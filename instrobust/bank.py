@@ -1,7 +1,7 @@
 """The instruction bank: every instruction phrasing, observed or not, loaded by benchmark.
 
 ``InstructionBank.load`` is the one loader that dispatches by benchmark: it sits above the
-collections (instrobust.unobserved, instrobust.observed, instrobust.paper, instrobust.bbl.instructions),
+collections (instrobust.mmlu.instructions, instrobust.bbl.instructions, instrobust.paper),
 which all build on the leaf instrobust.instruction (Instruction, the template checks) and
 instrobust.rendering (render).
 Those names are re-exported here so ``from instrobust.bank import render`` keeps working.
@@ -32,8 +32,7 @@ class InstructionBank(InstructionSet):
 
             bbl = load_bbl_bank(resolver=resolver, observed=observed)
             return cls(bbl, bbl.skipped)
-        from instrobust.observed import load_observed
-        from instrobust.unobserved import load_unobserved
+        from instrobust.mmlu.instructions import load_observed, load_unobserved
 
         instructions = list(load_unobserved(benchmark))
         skipped: dict[str, str] = {}

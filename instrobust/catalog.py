@@ -1,6 +1,6 @@
 """The catalog: every lm-eval task and group of ours, with its metadata, without a download.
 
-Computed from the references (instrobust.observed.planned_ids, instrobust.paper.planned), our
+Computed from the references (instrobust.mmlu.instructions.planned_ids, instrobust.paper.planned), our
 template files and the BIG-bench task table (instrobust.bbl.tasks), so it is the same on every
 machine. The generator (instrobust.generate) only serialises it to lm_eval_tasks/; the report,
 the analysis, the bank's error messages and the sparse design groups read it here instead of
@@ -15,8 +15,7 @@ from typing import Union
 import instrobust.paper as paper
 from instrobust.bbl.tasks import TaskSpec, group_members, task_specs
 from instrobust.names import MMLU_SCORING_PREFIX, collection_group, mmlu_task_name, observed_all_group, unobserved_id
-from instrobust.observed import planned_ids
-from instrobust.unobserved import unobserved_dir
+from instrobust.mmlu.instructions import planned_ids, unobserved_dir
 
 # kept under its old name: the generator and the tests read catalog.PREFIX
 PREFIX = MMLU_SCORING_PREFIX

@@ -26,7 +26,7 @@ def _list(args) -> int:
     for ins in bank:
         counts[ins.collection] = counts.get(ins.collection, 0) + 1
     print(f"# {len(bank)} instructions: " + ", ".join(f"{c}={n}" for c, n in counts.items()), file=sys.stderr)
-    from instrobust.observed import planned_ids
+    from instrobust.mmlu.instructions import planned_ids
 
     planned = planned_ids(args.benchmark)
     for key, why in bank.skipped.items():  # a whole collection, or one instruction id
@@ -39,7 +39,7 @@ def _list(args) -> int:
 def _render(args) -> int:
     from instrobust.harness import instruction
     from instrobust.bank import render
-    from instrobust.data import mmlu_split
+    from instrobust.mmlu.data import mmlu_split
 
     if args.choices or args.task:  # the scored choices (instrobust.answers), MMLU or BBL
         from instrobust.harness import preview

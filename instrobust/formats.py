@@ -37,8 +37,8 @@ def wrapper(prompt_format: str | None) -> tuple[str, str]:
         return "", ""
     if prompt_format != "alpaca":
         raise DataError(f"metadata prompt_format: unknown format {prompt_format!r} (known: {', '.join(FORMATS)})")
-    from instrobust.observed import upstream_files
-    from instrobust.sources import SourceResolver
+    from instrobust.upstream.references import upstream_files
+    from instrobust.upstream.sources import SourceResolver
 
     copy = SourceResolver().fetch(upstream_files()["instructioneval_alpaca_templates"])
     prefix, suffix = _alpaca_wrapper(copy.path).split(SLOT)

@@ -16,7 +16,7 @@ import hashlib
 import datasets
 
 from instrobust.bank import Instruction, render
-from instrobust.data import mmlu_split
+from instrobust.mmlu.data import mmlu_split
 from instrobust.errors import DataError, UnknownInstructionError
 from instrobust.layout import head_of, rest_of
 from instrobust.lookup import bank_for, bbl_instruction, instruction  # noqa: F401  (the harness's names for them)

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import yaml
 
-from instrobust import parsers
-from instrobust.observed import TEMPLATES_DIR, upstream_files
-from instrobust.sources import SourceResolver, sha256_text
+from instrobust.upstream import parsers
+from instrobust.paths import TEMPLATES_DIR
+from instrobust.upstream.references import upstream_files
+from instrobust.upstream.sources import SourceResolver, sha256_text
 
 
 def main(benchmark: str) -> None:
@@ -90,7 +91,7 @@ if __name__ == "__main__":
     name = sys.argv[1] if len(sys.argv) > 1 else "mmlu"
     if name == "bbl-hub":  # formatting facts for reading BBL from the hub, from task.json files
         from instrobust.bbl.hub import FORMATS_FILE, compute_formats, formats_yaml
-        from instrobust.sources import data_dir_from_env
+        from instrobust.upstream.sources import data_dir_from_env
 
         target = TEMPLATES_DIR / "observed" / FORMATS_FILE
         target.write_text(formats_yaml(compute_formats(data_dir_from_env() / "bigbench")))

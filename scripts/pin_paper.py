@@ -21,7 +21,7 @@ from instrobust.errors import DataError, TemplateRenderError
 from instrobust.paper import configs, formats, load
 from instrobust.paper.rebuild import rebuilt_prompt
 from instrobust.paper.ids import ADV_FILES, BBL_FILES, MMLU_SETS, make_id
-from instrobust.sources import data_dir_from_env, sha256_file, sha256_text
+from instrobust.upstream.sources import data_dir_from_env, sha256_file, sha256_text
 
 PREPROCESSOR = "configs/preprocessor.py"
 

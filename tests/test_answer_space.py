@@ -67,7 +67,7 @@ def test_every_bbl_instruction_is_scored_on_what_its_prompt_asks_for(data_dir):
 
 
 def test_every_mmlu_instruction_is_scored_on_letters_it_shows(data_dir):
-    from instrobust.data import mmlu_split
+    from instrobust.mmlu.data import mmlu_split
 
     bank = harness.bank_for("mmlu", True)
     docs = [mmlu_split("test")[0], mmlu_split("dev")[0]]

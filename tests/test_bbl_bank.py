@@ -11,7 +11,8 @@ from instrobust.bbl import BBL14, TASKS, VARIANT_TASKS
 from instrobust.bbl import instructions as bbl
 from instrobust.bbl.data import bbl_pool
 from instrobust.errors import ChecksumError, DataError, TemplateRenderError, UnknownInstructionError
-from instrobust.sources import SourceResolver
+from instrobust.upstream.collections import apply_edit, flan_block_units, select_alpaca
+from instrobust.upstream.sources import SourceResolver
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -132,7 +133,7 @@ def test_template_using_a_field_bbl_documents_lack_names_the_instruction(tmp_pat
 # ---- upstream pieces -----------------------------------------------------------------------
 
 def _fetch(name):
-    from instrobust.observed import upstream_files
+    from instrobust.upstream.references import upstream_files
 
     files = upstream_files()
     return files[name], SourceResolver().fetch(files[name])
@@ -141,25 +142,25 @@ def _fetch(name):
 def test_a_changed_upstream_text_fails_its_checksum(data_dir):
     block = {"patterns": {"source": "flan_v2_templates", "key": "arc", "indices": [0], "sha256": ["0" * 64]}}
     with pytest.raises(ChecksumError, match=r"Flan PATTERNS\['arc'\]\[0\].*pinned 0000"):
-        list(bbl.flan_block_templates(block, _fetch, "bbl_toy"))
+        [build() for build in flan_block_units(block, _fetch, bbl.VIEWS, "bbl_toy")]
 
 
 def test_a_flan_family_without_a_bbl_view_is_an_error(data_dir):
     block = {"patterns": {"source": "flan_v2_templates", "key": "bool_q", "indices": [0], "sha256": [None]}}
     with pytest.raises(DataError, match="no BBL view for Flan key 'bool_q'"):
-        list(bbl.flan_block_templates(block, _fetch, "bbl_toy"))
-    from instrobust.parsers import flan_placeholders_to_jinja
+        [build() for build in flan_block_units(block, _fetch, bbl.VIEWS, "bbl_toy")]
+    from instrobust.upstream.parsers import flan_placeholders_to_jinja
 
     with pytest.raises(DataError, match=r"placeholder \{title\} we do not map"):
         flan_placeholders_to_jinja("{title}: {question}", bbl.FLAN_VIEWS["arc"])
 
 
 def test_edits_must_apply_exactly_once():
-    assert bbl.apply_edit("do it. do not.", {"old": "do it", "new": "skip it"}, "x") == "skip it. do not."
+    assert apply_edit("do it. do not.", {"old": "do it", "new": "skip it"}, "x") == "skip it. do not."
     with pytest.raises(DataError, match=r"negated: edit text 'do' occurs 2 times"):
-        bbl.apply_edit("do it. do not.", {"old": "do", "new": "x"}, "negated")
+        apply_edit("do it. do not.", {"old": "do", "new": "x"}, "negated")
     with pytest.raises(DataError, match="matches 0 times"):
-        bbl.apply_edit("no literal", {"regex": r'\{\{"[^"]*"\}\}', "new": "y"}, "p3")
+        apply_edit("no literal", {"regex": r'\{\{"[^"]*"\}\}', "new": "y"}, "p3")
 
 
 def test_dbpedia_inline_category_list_becomes_the_task_options(data_dir):
@@ -172,19 +173,18 @@ def test_dbpedia_inline_category_list_becomes_the_task_options(data_dir):
 # ---- Alpaca rules (fixture file of our own text) -------------------------------------------
 
 def test_alpaca_rules_per_type_on_fixture():
-    from instrobust.observed import select_alpaca
 
     entries = json.loads((FIXTURES / "alpaca" / "alpaca_data.json").read_text())
     picked = {r: [i for i, _ in select_alpaca(entries, r, 10)] for r in ("qa_v1", "bc_v1", "mc_v1")}
     # duplicates (4) and entries without input (5) are never picked; 0, 9, 13 match no rule
     assert picked == {"qa_v1": [1, 8, 12], "bc_v1": [2, 7, 10], "mc_v1": [3, 6, 11, 14]}
-    made = bbl.alpaca_instructions(entries, {"rule": "bc_v1", "count": 2}, "bc", {"source": "fixture"})
+    made = bbl.BBLLoader("bc").from_alpaca(entries, {"rule": "bc_v1", "count": 2}, {"source": "fixture"})
     assert [i.id for i in made] == ["bbl_bc_obs_alpaca_01", "bbl_bc_obs_alpaca_02"]
     assert made[1].provenance["entry"] == 7
     doc = {"input": "Is it?", "choices": ["Yes", "No"], "letters": ["A", "B"], "answer": 0, "task": "strategyqa"}
     assert render(made[0], doc) == "Decide whether the statement is true or false.\n\nIs it?\n(A) Yes\n(B) No\nAnswer:"
     with pytest.raises(DataError, match="only 4 entries match rule 'mc_v1', need 20"):
-        bbl.alpaca_instructions(entries, {"rule": "mc_v1", "count": 20}, "mc", {})
+        bbl.BBLLoader("mc").from_alpaca(entries, {"rule": "mc_v1", "count": 20}, {})
     with pytest.raises(DataError, match="unknown Alpaca selection rule 'qa_v9'"):
         select_alpaca(entries, "qa_v9", 1)
 

@@ -80,7 +80,7 @@ def test_zero_and_one_shot_through_lm_eval(data_dir, tiny_t5, task_manager):
 def test_one_shot_prompt_states_the_instruction_once(data_dir, tiny_t5, task_manager):
     """The whole one-shot prompt of our MMLU template 01: its instruction line, the first dev
     question answered with its letter, then the test question."""
-    from instrobust.data import mmlu_split
+    from instrobust.mmlu.data import mmlu_split
 
     out = _run(tiny_t5, ["mmlu_unobs_01"], task_manager, limit=1, num_fewshot=1)
     demo, query = mmlu_split("dev")[0], mmlu_split("test")[0]
@@ -134,7 +134,7 @@ def test_chat_template_and_system_instruction(data_dir, tiny_llama, task_manager
             (chat_model / f.name).symlink_to(f)
     out = _run(str(chat_model), ["mmlu_unobs_01", "bbl_winowhy_obs_p3_01"], task_manager, limit=1,
                apply_chat_template=True, system_instruction="Answer briefly.")
-    from instrobust.data import mmlu_split
+    from instrobust.mmlu.data import mmlu_split
 
     query = mmlu_split("test")[0]
     [mmlu] = out["samples"]["mmlu_unobs_01"]

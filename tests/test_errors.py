@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from instrobust import cli, data, harness, sources
+from instrobust import cli, harness
+from instrobust.mmlu import data
+from instrobust.upstream import sources
 from instrobust.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,7 +86,7 @@ def test_non_utf8_mmlu_csv_names_the_file(tmp_path, monkeypatch, capsys):
 
 
 def test_template_file_not_named_by_a_number(tmp_path, monkeypatch):
-    from instrobust import unobserved
+    from instrobust.mmlu import instructions as unobserved
     from instrobust.bbl import instructions as bbl
 
     (tmp_path / "unobserved" / "mmlu").mkdir(parents=True)

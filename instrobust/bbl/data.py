@@ -31,7 +31,7 @@ from typing import Any
 from instrobust.bbl import BBLTask, task_info
 from instrobust.bbl.taskjson import RawTask, format_input, read_json, subtask_dirs, task_meta
 from instrobust.errors import DataError
-from instrobust.sources import data_dir_from_env, hub_unreachable
+from instrobust.upstream.sources import data_dir_from_env, hub_unreachable
 
 LETTERS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 HELDOUT_SIZE = 5

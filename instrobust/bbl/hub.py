@@ -104,7 +104,7 @@ def invert(inputs: str, choices: list[str], fmt: HubFormat, where: str) -> tuple
 
 @functools.lru_cache(maxsize=1)
 def pinned_formats() -> dict[str, HubFormat]:
-    from instrobust.observed import references_dir
+    from instrobust.upstream.references import references_dir
 
     path = references_dir() / FORMATS_FILE
     if not path.is_file():

@@ -9,33 +9,30 @@ Instruction ids:
 * ``bbl_<task>_var_<variant>_01`` - Figure-3 variants (closest / incorrect / negated from
   ``templates/observed/bbl_variants.yaml``; nonsensical from ``templates/variants/bbl/<task>/``).
 
-Upstream text is read at run time (observed.py's resolver, checksums and parsers); this module
-only says how each upstream placeholder or dataset field is filled from a BBL document.
+Upstream text is read at run time and the observed instructions are built by the recipes shared
+with every benchmark (instrobust.upstream.collections); this module only says how each upstream
+placeholder or dataset field is filled from a BBL document (:data:`VIEWS`).
 """
 from __future__ import annotations
 
 import functools
-import re
 from pathlib import Path
 from typing import Any
 
-import instrobust.parsers as parsers
 from instrobust.instruction import Instruction, InstructionSet, check_bbl_template
-from instrobust.names import OBSERVED_COLLECTIONS, designer_id, observed_id, parse_bbl_id, unobserved_id, variant_id
+from instrobust.names import designer_id, parse_bbl_id, unobserved_id, variant_id
 from instrobust.bbl import BBL_TYPES, TASKS, VARIANT_TASKS, option_counts, task_info
 from instrobust.errors import ChecksumError, DataError, SourceUnavailable, UnknownInstructionError
-from instrobust.observed import TEMPLATES_DIR, ObservedLoader, check_text, reference_spec, select_alpaca, upstream_files
-from instrobust.sources import SourceResolver
+from instrobust.paths import TEMPLATES_DIR
+from instrobust.upstream.collections import (ANSWER_CUE, FLAN_OPTIONS, CollectionLoader, Views, apply_edit, fetcher,
+                                             flan_jinja, flan_pattern, lettered, niv2_definition)
+from instrobust.upstream.references import reference_spec
+from instrobust.upstream.sources import SourceResolver
 
 
 # The BBL input with its lettered options: what fills a single free-text slot (Flan natinst
-# {input}, an Alpaca entry's input, the designer prefix's example). Ours; the MMLU format.
-BBL_INPUT = (
-    "{{ input }}\n"
-    "{% for l, c in zip(letters, choices) %}({{ l }}) {{ c }}{% if not loop.last %}\n{% endif %}{% endfor %}"
-)
-# Flan's {options_}: the option texts as Flan 2022 lists them ("OPTIONS:" then "- " lines).
-FLAN_OPTIONS = 'OPTIONS:\n{% for c in choices %}- {{ c }}{% if not loop.last %}\n{% endif %}{% endfor %}'
+# {input}, an Alpaca entry's input, the designer prefix's example). The MMLU format.
+BBL_INPUT = lettered("input")
 _CONTEXT = "{{ split_question(input)[0] }}"
 _QUESTION = "{{ split_question(input)[1] }}"
 
@@ -53,7 +50,7 @@ FLAN_VIEWS: dict[str, dict[str, str]] = {
 
 # promptsource templates use their dataset's fields; these preludes (ours) expose a BBL document
 # under those names. Fields that only feed the target part are fixed so the prompt never sees
-# the gold. ``_doc_choices`` keeps the BBL options for `label_space: task`.
+# the gold.
 P3_ADAPTERS: dict[str, str] = {
     "arc": '{% set question = input %}{% set choices = {"text": choices, "label": letters} %}{% set answerKey = letters[0] %}',
     "openbookqa": '{% set question_stem = input %}{% set choices = {"text": choices, "label": letters} %}{% set answerKey = "A" %}',
@@ -63,6 +60,10 @@ P3_ADAPTERS: dict[str, str] = {
     "trec": "{% set text = input %}{% set label_coarse = 0 %}{% set label_fine = 0 %}",
     "multirc": "{% set paragraph, question = split_question(input) %}{% set answer = choices[0] %}{% set label = 1 %}",
 }
+
+VIEWS = Views(name="BBL", input=BBL_INPUT, flan=FLAN_VIEWS, p3=P3_ADAPTERS,
+              # ``_doc_choices`` keeps the BBL options for `label_space: task`
+              p3_prelude="{% set _doc_choices = choices %}", empty_context=_CONTEXT)
 
 # Task-specific preludes for variant references, with the sentinel input the template check
 # renders and the pieces of it the prompt must show.
@@ -76,8 +77,6 @@ VARIANT_ADAPTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
 }
 
-ANSWER_CUE = "\nAnswer:"
-
 
 def spec_path(task_type: str) -> str:
     return f"bbl_{task_type}"
@@ -85,15 +84,16 @@ def spec_path(task_type: str) -> str:
 
 # ---- observed, per task type ----------------------------------------------------------------
 
-class _BBLLoader(ObservedLoader):
-    """Builds one task type's observed instructions from its references (bbl_<type>_obs_* ids)."""
+class BBLLoader(CollectionLoader):
+    """One task type's observed instructions (bbl_<type>_obs_* ids), shared by its tasks."""
 
-    def __init__(self, task_type: str, resolver: SourceResolver):
+    views = VIEWS
+
+    def __init__(self, task_type: str, resolver: SourceResolver | None = None):
         spec = reference_spec(spec_path(task_type))
         if not spec:
             raise DataError(f"templates/observed/{spec_path(task_type)}.yaml is missing")
-        super().__init__("bbl", spec, resolver)
-        self.task_type = task_type
+        super().__init__("bbl", spec, resolver, task_type)
 
     @property
     def scope(self) -> str:
@@ -106,180 +106,17 @@ class _BBLLoader(ObservedLoader):
     def check(self, ins: Instruction) -> None:
         check_bbl_template(ins, self.task_type, option_counts=option_counts(self.task_type))
 
-    def unit(self, collection: str, n: int, build, sep: str | None = None) -> Instruction | None:
-        """One instruction from ``build() -> (template, values, provenance)``, or None (recorded
-        in ``skipped``) when the upstream file or text it needs cannot be had."""
-        return super().unit(collection, n, lambda: (*build(), sep))
-
-    def flan2022(self, blocks: list[dict]) -> list[Instruction]:
-        units = [u for block in blocks for u in flan_block_units(block, self.fetch, f"bbl_{self.task_type}")]
-        return [ins for n, u in enumerate(units, start=1) if (ins := self.unit("flan2022", n, u))]
-
-    def p3(self, refs: list[dict]) -> list[Instruction]:
-        def build(ref):
-            template, prov = p3_template(ref, self.fetch)
-            return template, {}, prov
-
-        return [ins for n, ref in enumerate(refs, start=1)
-                if (ins := self.unit("p3", n, functools.partial(build, ref), sep="|||"))]
-
-    def alpaca(self, spec: dict) -> list[Instruction]:
-        got = self.fetch_all("alpaca", spec["source"], spec["count"])  # one file: all of its instructions or none
-        if got is None:
-            return []
-        src, copy = got
-        entries = parsers.alpaca_entries(copy.path)
-        return alpaca_instructions(entries, spec, self.task_type, {"source": f"{src.repo}@{src.commit[:12]}:{src.path}",
-                                                                   "read_from": str(copy.path)})
-
-
-def flan_jinja(pattern: str, slots: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """(our Jinja, values) for a Flan pattern (its text only ever as values, see
-    parsers.flan_placeholders_to_jinja); when a split context can be empty, the prompt's leading
-    whitespace is dropped (a pattern that opens with "{paragraph}\n\n" must not start blank)."""
-    source, values = parsers.flan_placeholders_to_jinja(pattern, slots)
-    if _CONTEXT in source:
-        return "{% set _prompt %}" + source + "{% endset %}{{ _prompt.lstrip() }}", values
-    return source, values
-
-
-def flan_block_units(block: dict, fetch, where: str) -> list:
-    """One zero-argument builder per instruction of a Flan block (patterns, optionally x NIV2
-    definitions, definition-major), each giving (template, values, provenance). Each reads its
-    own files, so one missing file or changed text fails only the instructions built from it."""
-    pat = block["patterns"]
-    key = pat["key"]
-    if key not in FLAN_VIEWS:
-        raise DataError(f"templates/observed/{where}.yaml: no BBL view for Flan key {key!r} (known: {', '.join(FLAN_VIEWS)})")
-    if len(pat["sha256"]) != len(pat["indices"]):
-        raise DataError(f"templates/observed/{where}.yaml: Flan {key}: {len(pat['indices'])} indices but {len(pat['sha256'])} sha256 values")
-
-    def pattern(k: int) -> tuple[str, dict]:
-        src, copy = fetch(pat["source"])
-        patterns = parsers.flan_patterns(copy.path, copy.fmt)
-        if key not in patterns:
-            raise DataError(f"{copy.path}: PATTERNS has no key {key!r}")
-        i = pat["indices"][k]
-        text = patterns[key][i][0]
-        check_text(text, pat["sha256"][k], f"Flan PATTERNS[{key!r}][{i}]", copy)
-        return text, {"source": f"{src.repo}@{src.commit[:12]}:{src.path}", "key": f"{key}[{i}]", "read_from": str(copy.path)}
-
-    def plain(k: int):
-        text, prov = pattern(k)
-        return (*flan_jinja(text, FLAN_VIEWS[key]), prov)
-
-    def with_definition(d: dict, k: int):
-        text, prov = pattern(k)
-        definition, dprov = niv2_definition(d, fetch)
-        template, values = flan_jinja(text, {**FLAN_VIEWS[key], "Definition": "{{ niv2_definition }}"})
-        return template, {**values, "niv2_definition": definition}, {**prov, **dprov}
-
-    ks = range(len(pat["indices"]))
-    definitions = block.get("definitions")
-    if not definitions:
-        return [functools.partial(plain, k) for k in ks]
-    return [functools.partial(with_definition, d, k) for d in definitions for k in ks]
-
-
-def flan_block_templates(block: dict, fetch, where: str):
-    """(template, values, provenance) for one Flan block; the first failure is raised."""
-    for build in flan_block_units(block, fetch, where):
-        yield build()
-
-
-def niv2_definition(ref: dict, fetch, edit: dict | None = None) -> tuple[str, dict]:
-    dsrc, dcopy = fetch(ref["source"])
-    text = parsers.niv2_definition(dcopy.path, dcopy.fmt, ref["task"])
-    check_text(text, ref.get("sha256"), f"NIV2 {ref['task']} Definition", dcopy)
-    return text, {"definition": f"{dsrc.repo}@{dsrc.commit[:12]}:{dsrc.path}", "definition_read_from": str(dcopy.path)}
-
-
-def apply_edit(text: str, edit: dict, what: str) -> str:
-    """Apply one pinned edit: ``old`` (or ``regex``) must match exactly once."""
-    if "regex" in edit:
-        matches = list(re.finditer(edit["regex"], text))
-        if len(matches) != 1:
-            raise DataError(f"{what}: edit regex {edit['regex']!r} matches {len(matches)} times, must match once")
-        m = matches[0]
-        return text[: m.start()] + edit["new"] + text[m.end():]
-    count = text.count(edit["old"])
-    if count != 1:
-        raise DataError(f"{what}: edit text {edit['old']!r} occurs {count} times, must occur once")
-    return text.replace(edit["old"], edit["new"])
-
-
-def p3_template(ref: dict, fetch) -> tuple[str, dict]:
-    src, copy = fetch(ref["source"])
-    templates = parsers.promptsource_templates(copy.path)
-    if ref["id"] not in templates:
-        raise DataError(f"{copy.path}: no promptsource template with id {ref['id']}")
-    tpl = templates[ref["id"]]
-    choices_src = tpl.get("answer_choices") or ""
-    what = f"promptsource template {ref['id']} ({tpl.get('name')})"
-    check_text(tpl["jinja"] + "\x00" + choices_src, ref.get("sha256"), what, copy)
-    if ref.get("adapter") not in P3_ADAPTERS:
-        raise DataError(f"{what}: unknown adapter {ref.get('adapter')!r} (known: {', '.join(P3_ADAPTERS)})")
-    jinja = tpl["jinja"]
-    for edit in ref.get("edits", []):
-        jinja = apply_edit(jinja, edit, what)
-    label_space = "{% set answer_choices = _doc_choices %}" if ref.get("label_space") == "task" else ""
-    template = (
-        "{% set _doc_choices = choices %}" + P3_ADAPTERS[ref["adapter"]]
-        + "{% set _ac %}" + choices_src + "{% endset %}"
-        + '{% set answer_choices = _ac.split("|||") | map("trim") | list %}'
-        + label_space + jinja
-    )
-    prov = {"source": f"{src.repo}:{src.archive_member or src.path}", "template_id": ref["id"],
-            "template_name": tpl.get("name"), "adapter": ref["adapter"], "read_from": str(copy.path)}
-    if ref.get("edits"):
-        prov["edits"] = len(ref["edits"])
-    return template, prov
-
-
-def alpaca_instructions(entries: list[dict], spec: dict, task_type: str, provenance: dict) -> list[Instruction]:
-    """Alpaca instructions of one BBL type from the entries (rule and count from ``spec``)."""
-    picked = select_alpaca(entries, spec["rule"], spec["count"])
-    if len(picked) < spec["count"]:
-        raise DataError(f"Alpaca: only {len(picked)} entries match rule {spec['rule']!r}, need {spec['count']}")
-    out = []
-    for n, (index, entry) in enumerate(picked, start=1):
-        ins = Instruction(
-            id=observed_id(f"bbl_{task_type}", "alpaca", n), benchmark="bbl", collection="alpaca", task_type=task_type,
-            template="{{ alpaca_instruction }}\n\n" + BBL_INPUT + ANSWER_CUE,
-            values={"alpaca_instruction": entry["instruction"].strip()},
-            provenance={**provenance, "entry": index, "rule": spec["rule"]},
-        )
-        check_bbl_template(ins, task_type, option_counts=option_counts(task_type))
-        out.append(ins)
-    return out
-
 
 @functools.lru_cache(maxsize=8)
 def observed_for_type(task_type: str, resolver: SourceResolver | None = None) -> tuple[tuple[Instruction, ...], dict[str, str]]:
     """All observed instructions of one BBL type that can be had, and why the others are skipped."""
-    from instrobust.observed import fold_skipped
-
-    loader = _BBLLoader(task_type, resolver or SourceResolver())
-    out: list[Instruction] = []
-    for collection in OBSERVED_COLLECTIONS:
-        if collection in loader.spec:
-            out += getattr(loader, collection)(loader.spec[collection])
-    return tuple(out), fold_skipped(loader.skipped, planned_observed_ids(task_type))
+    out, skipped = BBLLoader(task_type, resolver).load()
+    return tuple(out), skipped
 
 
 def planned_observed_ids(task_type: str) -> dict[str, list[str]]:
     """Observed instruction ids per collection, from the references alone (no download)."""
-    spec = reference_spec(spec_path(task_type))
-    counts: dict[str, int] = {}
-    if "flan2022" in spec:
-        counts["flan2022"] = sum(len(b["patterns"]["indices"]) * max(1, len(b.get("definitions") or []))
-                                 for b in spec["flan2022"])
-    if "alpaca" in spec:
-        counts["alpaca"] = spec["alpaca"]["count"]
-    if "p3" in spec:
-        counts["p3"] = len(spec["p3"])
-    return {c: [observed_id(f"bbl_{task_type}", c, i) for i in range(1, n + 1)]
-            for c, n in counts.items() if c in OBSERVED_COLLECTIONS}
+    return BBLLoader(task_type).planned()
 
 
 # ---- per task: unobserved (ours), designer, variants ----------------------------------------
@@ -355,20 +192,11 @@ def variant_instruction(task: str, variant: str, resolver: SourceResolver | None
     ref, edit = spec[variant], None
     if "of" in ref:  # negated: the referenced variant plus one edit
         edit, ref = ref["edit"], spec[ref["of"]]
-    files, resolver = upstream_files(), resolver or SourceResolver()
-
-    def fetch(name):
-        if name not in files:
-            raise DataError(f"templates/observed/bbl_variants.yaml ({task}.{variant}) refers to unknown source {name!r}")
-        return files[name], resolver.fetch(files[name])
-
+    fetch = fetcher(resolver or SourceResolver(), f"templates/observed/bbl_variants.yaml ({task}.{variant})")
     where = f"bbl_variants.yaml {task}.{variant}"
     flan = ref.get("flan") or {"key": "natinst_v2", **ref["natinst"]}
-    src, copy = fetch(flan.get("source", "flan_v2_templates"))
-    pattern = parsers.flan_patterns(copy.path, copy.fmt)[flan["key"]][flan["index"]][0]
-    check_text(pattern, flan.get("sha256"), f"Flan PATTERNS[{flan['key']!r}][{flan['index']}]", copy)
-    prov: dict[str, Any] = {"source": f"{src.repo}@{src.commit[:12]}:{src.path}", "key": f"{flan['key']}[{flan['index']}]",
-                            "read_from": str(copy.path), "bbl_task": task, "variant": variant}
+    pattern, read = flan_pattern(fetch, flan.get("source", "flan_v2_templates"), flan["key"], flan["index"], flan.get("sha256"))
+    prov: dict[str, Any] = {**read, "bbl_task": task, "variant": variant}
     slots, definition_value = dict(FLAN_VIEWS[flan["key"]]), {}
     if "definition" in ref:
         definition, dprov = niv2_definition(ref["definition"], fetch)
@@ -385,7 +213,7 @@ def variant_instruction(task: str, variant: str, resolver: SourceResolver | None
     if ref.get("adapter") and ref["adapter"] not in VARIANT_ADAPTERS:
         raise DataError(f"{where}: unknown adapter {ref['adapter']!r}")
     collection = "negated" if edit else "flan2022"
-    template, values = flan_jinja(pattern, slots)
+    template, values = flan_jinja(pattern, slots, VIEWS.empty_context)
     ins = Instruction(id=iid, benchmark="bbl", collection=collection, task_type=info.task_type,
                       template=prelude + template, values={**values, **definition_value}, provenance=prov)
     check_bbl_template(ins, info.task_type, task, input_text=sentinel, input_parts=parts, option_counts=info.options)

@@ -1,6 +1,6 @@
 """Build the ``paper`` collection from the pins in templates/observed/paper.yaml.
 
-Every file is fetched through :class:`~instrobust.sources.SourceResolver` (offline directory,
+Every file is fetched through :class:`~instrobust.upstream.sources.SourceResolver` (offline directory,
 cache, pinned raw URL) and checked against its sha256; every template, Alpaca instruction and
 helper we read is checked against its own sha256 before it is used.
 """
@@ -15,11 +15,12 @@ import yaml
 
 from instrobust.errors import ChecksumError, DataError
 from instrobust.instruction import Instruction, check_bbl_template, check_qa_template
-from instrobust.observed import TEMPLATES_DIR, upstream_files
+from instrobust.paths import TEMPLATES_DIR
 import instrobust.paper.configs as configs
 import instrobust.paper.formats as formats
 from instrobust.paper.rebuild import rebuilt_prompt
-from instrobust.sources import OfflineCopy, SourceResolver, UpstreamFile, sha256_text
+from instrobust.upstream.references import upstream_files
+from instrobust.upstream.sources import OfflineCopy, SourceResolver, UpstreamFile, sha256_text
 
 SPEC_PATH = TEMPLATES_DIR / "observed" / "paper.yaml"
 ANCHOR = "instructioneval"  # templates/observed/sources.yaml: repo, commit, licence, offline root

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from instrobust.errors import DataError
-from instrobust.sources import data_dir_from_env, hub_unreachable
+from instrobust.upstream.sources import data_dir_from_env, hub_unreachable
 
 LETTERS = ("A", "B", "C", "D", "E", "F", "G", "H", "I", "J")
 MMLU_SPLITS = ("test", "dev", "val")

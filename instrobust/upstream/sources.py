@@ -6,7 +6,7 @@ Order of lookup for each pinned upstream file:
 2. the user cache (``INSTROBUST_CACHE_DIR`` or the platform cache dir), holding earlier downloads;
 3. the upstream URL at the pinned commit (skipped when ``INSTROBUST_OFFLINE=1``).
 Downloads and upstream-layout copies are checked against the pinned whole-file sha256; every
-extracted instruction text is further checked against its own pinned sha256 (see observed.py).
+extracted instruction text is further checked against its own pinned sha256 (references.py).
 """
 from __future__ import annotations
 
