@@ -35,8 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 UNOBSERVED = REPO / "templates" / "unobserved"
 VARIANTS = REPO / "templates" / "variants"
 
-# Fields the observed templates of each benchmark are filled from (instrobust/observed.py for
-# MMLU; FLAN_VIEWS / P3_ADAPTERS / BBL_INPUT in instrobust/bbl/instructions.py for BBL), plus the
+# Fields the observed templates of each benchmark are filled from (the VIEWS of
+# instrobust/mmlu/instructions.py and instrobust/bbl/instructions.py), plus the
 # functions every template may call (instrobust.bank's Jinja globals).
 ALLOWED_FIELDS = {"mmlu": {"question", "choices", "letters"}, "bbl": {"input", "choices", "letters"}}
 TEMPLATE_FUNCTIONS = {"zip", "enumerate", "len", "str"}
