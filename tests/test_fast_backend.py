@@ -202,9 +202,26 @@ def prefix_adapter(tiny_t5, tmp_path_factory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("adapter", [False, True], ids=["plain", "prefix_adapter"])
-def test_bbl_requests_match_hf(tiny_t5, prefix_adapter, adapter):
-    extra = {"peft": str(prefix_adapter)} if adapter else {}
+@pytest.fixture(scope="module")
+def lora_adapter(tiny_t5, tmp_path_factory) -> Path:
+    """A PEFT LoRA adapter on the tiny T5's attention, with non-zero (random) B matrices."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSeq2SeqLM
+
+    model = get_peft_model(AutoModelForSeq2SeqLM.from_pretrained(tiny_t5),
+                           LoraConfig(task_type="SEQ_2_SEQ_LM", r=4, target_modules=["q", "k", "v", "o"]))
+    torch.manual_seed(2)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:  # initialised to zero: make the adapter change the model
+            torch.nn.init.normal_(p, std=0.1)
+    path = tmp_path_factory.mktemp("lora_adapter")
+    model.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("adapter", [None, "prefix", "lora"], ids=["plain", "prefix_adapter", "lora_adapter"])
+def test_bbl_requests_match_hf(tiny_t5, prefix_adapter, lora_adapter, adapter):
+    extra = {"peft": str({"prefix": prefix_adapter, "lora": lora_adapter}[adapter])} if adapter else {}
     hf = make_lm("hf", tiny_t5, batch_size=1, **extra)
     instances = bbl_instances(hf)
     want = hf.loglikelihood(instances, disable_tqdm=True)
@@ -221,6 +238,9 @@ def test_bbl_requests_match_hf(tiny_t5, prefix_adapter, adapter):
             assert lm.batch_sizes == {0: 8}
         else:
             assert rows.rows == len(BBL_CONTEXTS)
+        # option texts are decoded on the shared cross-attention cache, except under prefix tuning,
+        # whose prefixes travel in that cache (then each option row is decoded whole)
+        assert (lm._seq2seq_cache_arg in ("cache", "past_key_values")) == (adapter != "prefix")
     if adapter:  # the adapter really changes the scores (so the comparison above covers it)
         plain = make_lm("hf", tiny_t5, batch_size=4).loglikelihood(instances, disable_tqdm=True)
         assert max(abs(a[0] - b[0]) for a, b in zip(plain, want)) > 0.05
