@@ -206,6 +206,7 @@ def main() -> None:
     instances = task_requests(tm, args.task, args.limit)
     print(f"machine: {machine()}")
     n = args.limit
+    hf_lls = {}  # batch size -> hf's log-likelihoods: hf's own float noise between batch sizes
     for bs in args.batch_sizes:
         lms = {name: make_lm(name, args.margs, bs) for name in BACKENDS}
         lens = [len(lms["hf"].tok_encode(i.args[0])) for i in instances]
@@ -223,6 +224,7 @@ def main() -> None:
         # CPU seconds of this process: what the machine's other jobs (load) do not inflate
         cpu_q = {name: (long[name][3] - one[name][3]) / (n - 1) for name in BACKENDS}
         diff = max(abs(a - b) for a, b in zip(long["hf"][2], long["instrobust-hf"][2], strict=True))
+        hf_lls[bs] = long["hf"][2]
         print(f"  t_1 s        hf {t1['hf']:.2f}   instrobust-hf {t1['instrobust-hf']:.2f}")
         print(f"  t_N s        hf {long['hf'][0]:.2f}   instrobust-hf {long['instrobust-hf'][0]:.2f}")
         print(f"  s/question   hf {per_q['hf']:.3f}   instrobust-hf {per_q['instrobust-hf']:.3f}   "
@@ -238,6 +240,10 @@ def main() -> None:
                            ("peak_rss_mib", "process peak RSS")):
             print(f"  {label} hf {mem['hf'][key]:.0f}   instrobust-hf {mem['instrobust-hf'][key]:.0f}   "
                   f"ratio {mem['instrobust-hf'][key] / max(mem['hf'][key], 1e-9):.2f}")
+    if len(hf_lls) > 1:
+        (b1, a), (b2, b) = list(hf_lls.items())[:2]
+        print(f"\nhf's own noise: hf at batch {b1} vs hf at batch {b2}, max |dLL| "
+              f"{max(abs(x - y) for x, y in zip(a, b, strict=True)):.2e}")
 
 
 if __name__ == "__main__":

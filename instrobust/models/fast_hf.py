@@ -101,6 +101,10 @@ class FastHFLM(SharedPassScoring, CausalPrefixScoring, Seq2SeqGroupedScoring, HF
         limit = self._causal_fast_limit()
         fits = [len(c) >= 2 and len(c) + len(x) <= limit for _, c, x in requests]
         groups = group_requests(requests, [i for i, ok in enumerate(fits) if ok])
+        if self._causal_mode == "shared":
+            # one pass holds a context and all its option rows: batch questions of similar such
+            # length (the harness's order, by context + longest option, pads more)
+            groups.sort(key=lambda g: (-(len(g.context) - 1 + sum(len(r) for r in g.rows)), tuple(g.context)))
         try:
             return self._run_groups(requests, groups, [i for i, ok in enumerate(fits) if not ok], disable_tqdm)
         except CacheUnusable as exc:
