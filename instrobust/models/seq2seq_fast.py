@@ -162,8 +162,8 @@ class Seq2SeqGroupedScoring:
         cache = getattr(first, "cache", None)
         if cache is None:  # transformers < 5.24 names it past_key_values
             cache = getattr(first, "past_key_values", None)
-        if not isinstance(cache, EncoderDecoderCache):
-            raise NoDecoderCache(type(cache).__name__)
+        if not isinstance(cache, EncoderDecoderCache) or not hasattr(cache.cross_attention_cache, "layers"):
+            raise NoDecoderCache(type(cache).__name__)  # (caches have per-layer objects since transformers 4.54)
         first_logits = first.logits[:, 0]  # [questions, vocab]: predicts every option's first token
         del first
         longer = [(gi, ri) for gi, g in enumerate(groups) for ri, row in enumerate(g.rows) if len(row) > 1]
