@@ -251,6 +251,7 @@ def run_real(args) -> int:
     if k == 0:
         print("the cached full run has no complete item yet", file=sys.stderr)
         return 2
+    k = min(k, args.use_items or k)  # a prefix of the nested order is itself a uniform sample
     items = sorted(order[:k])  # = pool_items(14042, k): the pool a `sparse_n_items: k` run uses
     y = np.array([[outcome[(i, it)] for it in items] for i in ids])
     levels = list(dict.fromkeys(labels))
@@ -274,7 +275,7 @@ def run_real(args) -> int:
     table = summarize_errors(rows)
     print_table(f"SmolLM2-135M-Instruct, {len(ids)} instructions x {k} items: error vs the full run "
                 f"(points, mean over seeds {list(args.seeds)})", table)
-    _save(f"real_{args.scoring}_{len(ids)}", {"instructions": ids, "n_items": k, "table": table, "rows": rows})
+    _save(f"real_{args.scoring}_{len(ids)}x{k}", {"instructions": ids, "n_items": k, "table": table, "rows": rows})
     return 0
 
 
@@ -369,6 +370,7 @@ def main(argv=None) -> int:
         p.add_argument("--scoring", choices=["cloze", "letter"], default="cloze")
     r.add_argument("--subset-obs", type=int, default=0, help="analyse this many of the cached observed instructions")
     r.add_argument("--subset-unobs", type=int, default=0, help="... and of the cached unobserved ones (0 = all)")
+    r.add_argument("--use-items", type=int, default=0, help="use only the first K cached items (0 = all complete ones)")
     f.add_argument("--chunk", type=int, default=8, help="items per harness call")
     f.add_argument("--backend", choices=["instrobust-hf", "hf"], default="instrobust-hf",
                    help="lm-eval model: instrobust-hf scores each question's options from one pass")
