@@ -52,36 +52,35 @@ def spaced(ids: list[str], k: int) -> list[str]:
 
 
 def design_groups(prefix: str) -> dict[str, list[str]]:
-    """Design group -> its available instructions, in the order the sparse loader splits items by.
+    """Collection (flan2022, p3, alpaca, unobserved) -> the available instructions of its design
+    group, in the order the sparse loader splits items by.
 
     These are the groups a budgeted run uses (``<prefix>_observed_<collection>``,
     ``<prefix>_unobserved``), each its own design: what ``lm_eval --tasks <group> --metadata
     '{"sparse_budget": B}'`` evaluates.
     """
-    from instrobust.names import OBSERVED_COLLECTIONS
+    from instrobust.names import OBSERVED_COLLECTIONS, collection_group
     from instrobust.sparse.loader import available_members
 
-    groups = [f"{prefix}_observed_{c}" for c in OBSERVED_COLLECTIONS] + [f"{prefix}_unobserved"]
-    return {g: list(ids) for g in groups if (ids := available_members(g))}
+    groups = {c: collection_group(prefix, c, observed=True) for c in OBSERVED_COLLECTIONS}
+    groups["unobserved"] = collection_group(prefix, "unobserved", observed=False)
+    return {c: list(ids) for c, g in groups.items() if (ids := available_members(g))}
+
+
+def subset(groups: dict[str, list[str]], n_obs: int, n_unobs: int) -> dict[str, list[str]]:
+    """Evenly spaced instructions of ``groups``: ``n_obs`` over the observed collections (in their
+    order, then each group's order) and ``n_unobs`` unobserved (0 = all)."""
+    observed = [i for c, ids in groups.items() if c != "unobserved" for i in ids]
+    keep = set(spaced(observed, n_obs)) | set(spaced(groups.get("unobserved", []), n_unobs))
+    return {c: [i for i in ids if i in keep] for c, ids in groups.items() if any(i in keep for i in ids)}
 
 
 def pick_instructions(prefix: str, n_obs: int, n_unobs: int) -> dict[str, list[str]]:
-    """Evenly spaced available instructions per design group: ``n_obs`` over the observed
-    collections (in OBSERVED_COLLECTIONS order, then each group's order) and ``n_unobs`` unobserved."""
-    groups = design_groups(prefix)
-    unobs_group = f"{prefix}_unobserved"
-    observed = [(g, i) for g, ids in groups.items() if g != unobs_group for i in ids]
-    keep = set(spaced([i for _, i in observed], n_obs)) | set(spaced(groups.get(unobs_group, []), n_unobs))
-    return {g: [i for i in ids if i in keep] for g, ids in groups.items() if any(i in keep for i in ids)}
-
-
-def group_label(group: str) -> str:
-    """flan2022 / p3 / alpaca / unobserved, from a design group name."""
-    return group.rsplit("_observed_", 1)[1] if "_observed_" in group else "unobserved"
+    return subset(design_groups(prefix), n_obs, n_unobs)
 
 
 def cache_path(scoring: str, n_items: int, picked: dict[str, list[str]]) -> Path:
-    sizes = "_".join(f"{group_label(g)}{len(ids)}" for g, ids in picked.items())
+    sizes = "_".join(f"{c}{len(ids)}" for c, ids in picked.items())
     return CACHE / f"smollm2_{scoring}_pool{n_items}_{sizes}.jsonl"
 
 
@@ -238,12 +237,9 @@ def run_real(args) -> int:
         rec = json.loads(line)
         outcome[(rec["instruction"], rec["item"])] = rec["acc"]
     if args.subset_obs or args.subset_unobs:
-        unobs_group = f"{prefix}_unobserved"
-        observed = [i for g, v in picked.items() if g != unobs_group for i in v]
-        keep = set(spaced(observed, args.subset_obs)) | set(spaced(picked.get(unobs_group, []), args.subset_unobs))
-        picked = {g: [i for i in v if i in keep] for g, v in picked.items() if any(i in keep for i in v)}
+        picked = subset(picked, args.subset_obs, args.subset_unobs)
     ids = [i for v in picked.values() for i in v]
-    labels = np.array([group_label(g) for g, v in picked.items() for _ in v])
+    labels = np.array([c for c, v in picked.items() for _ in v])
     order = pool_order(N_MMLU_TEST)[: args.items]
     k = 0
     while k < len(order) and all((i, order[k]) in outcome for i in ids):

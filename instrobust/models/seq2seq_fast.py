@@ -28,6 +28,7 @@ from lm_eval.models.utils_hf import pad_and_concat
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 
+from instrobust.models.causal_fast import cache_arguments
 from instrobust.models.grouping import ContextGroup, score_row
 
 
@@ -122,8 +123,6 @@ class Seq2SeqGroupedScoring:
     def _decoder_cache_arg(self) -> str | None:
         """The forward's cache argument when options can be decoded on a shared decoder cache, else None."""
         if self._seq2seq_cache_arg is False:
-            from instrobust.models.causal_fast import cache_arguments
-
             name, _ = cache_arguments(self.model)
             shifts = callable(getattr(self.model, "prepare_decoder_input_ids_from_labels", None))
             # a prompt-learning adapter (seq2seq prefix tuning) feeds its own cache: whole rows leave it alone
